@@ -1,1 +1,24 @@
+//! apirule-wasm: Kyma APIRule enforcement (Oathkeeper semantics) as a proxy-wasm filter.
+//!
+//! Everything that decides lives in plain Rust modules (`config`, `policy`, `jwt`, `keys`) that
+//! are tested natively; `host` is the only module that talks to the proxy-wasm ABI.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
+pub mod config;
+pub mod jwt;
+pub mod keys;
+pub mod policy;
+
+#[cfg(target_arch = "wasm32")]
+mod host;

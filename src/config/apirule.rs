@@ -1,0 +1,285 @@
+//! One APIRule resource (v1alpha1 or v1beta1) -> its routes and access rules, validated as the
+//! Kyma controller validated it (reference §1.2-1.5).
+
+use serde_json::Value;
+
+use super::json::Node;
+use super::{jwt, ConfigError, Options};
+use crate::policy::{AccessRule, Authenticator, HostPolicy, PathPattern, Route, RouteAction, RuleId, Semantics};
+
+const GROUP: &str = "gateway.kyma-project.io/";
+const V1ALPHA1: &str = "gateway.kyma-project.io/v1alpha1";
+const V1BETA1: &str = "gateway.kyma-project.io/v1beta1";
+
+/// Methods the v1beta1 CRD accepts.
+const V1BETA1_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+
+/// Handlers that go straight to the service (no Oathkeeper).
+const DIRECT: [&str; 2] = ["allow", "no_auth"];
+/// Handlers Kyma calls secure / insecure; they may not be mixed in one rule.
+const SECURE: [&str; 4] = ["jwt", "oauth2_introspection", "oauth2_client_credentials", "cookie_session"];
+const INSECURE: [&str; 5] = ["allow", "no_auth", "noop", "unauthorized", "anonymous"];
+/// Handlers that must be alone in their rule (ory mode).
+const EXCLUSIVE: [&str; 3] = ["allow", "no_auth", "noop"];
+
+/// The compiled parts of one APIRule.
+pub(crate) struct Compiled {
+    pub host: HostPolicy,
+    /// JSON path of the host field (for "host already used" errors).
+    pub host_path: &'static str,
+    pub access_rules: Vec<AccessRule>,
+    pub jwks_urls: Vec<String>,
+}
+
+/// Whether `s` is dot-separated labels of `[A-Za-z0-9_-]` (the CRD host pattern).
+pub(crate) fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 256
+        && s.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+fn label(item: &Value, fallback: &str) -> String {
+    let meta = item.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
+    let ns = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
+    match name {
+        Some(n) => format!("APIRule {ns}/{n}"),
+        None => format!("APIRule at {fallback}"),
+    }
+}
+
+pub(crate) fn compile(item: &Node<'_>, options: &Options) -> Result<Compiled, ConfigError> {
+    let resource = label(item.value, &item.path);
+    let root = Node::root(item.value, &resource);
+    root.object()?;
+    let api_version = root.req("apiVersion")?.str()?;
+    let v1alpha1 = match api_version {
+        V1ALPHA1 => true,
+        V1BETA1 => false,
+        v if v.starts_with(GROUP) => {
+            return Err(root
+                .req("apiVersion")?
+                .error(format!("{v} is not supported yet (supported: {V1ALPHA1}, {V1BETA1})")))
+        }
+        v => return Err(root.req("apiVersion")?.error(format!("{v} is not an APIRule apiVersion"))),
+    };
+    let kind = root.req("kind")?;
+    if kind.str()? != "APIRule" {
+        return Err(kind.error("must be APIRule"));
+    }
+    let metadata = root.req("metadata")?;
+    let name = metadata.req("name")?.non_empty_str()?;
+    let namespace = match metadata.get("namespace") {
+        Some(n) => n.non_empty_str()?,
+        None => "default",
+    };
+    let apirule = format!("{namespace}/{name}");
+
+    let spec = root.req("spec")?;
+    spec.object()?;
+    spec.req("gateway")?.non_empty_str()?;
+    let spec_service = spec.get("service");
+    if let Some(s) = &spec_service {
+        check_service(s, v1alpha1)?;
+    } else if v1alpha1 {
+        spec.req("service")?;
+    }
+    let (host_node, host_path) = if v1alpha1 {
+        (spec.req("service")?.req("host")?, "spec.service.host")
+    } else {
+        (spec.req("host")?, "spec.host")
+    };
+    let written_host = host_node.non_empty_str()?;
+    if !is_dns_name(written_host) || written_host.len() < 3 {
+        return Err(host_node.error("must be a host name: dot-separated labels of letters, digits, '-' and '_'"));
+    }
+    let full_host = if written_host.contains('.') {
+        written_host.to_owned()
+    } else {
+        match &options.default_domain {
+            Some(domain) => format!("{written_host}.{domain}"),
+            None => {
+                return Err(host_node
+                    .error("is a short host name; set the plugin option defaultDomain (the Kyma gateway's domain)"))
+            }
+        }
+    };
+
+    let rules_node = spec.req("rules")?;
+    let rules = rules_node.items()?;
+    if rules.is_empty() {
+        return Err(rules_node.error("must have at least one rule"));
+    }
+    let mut routes: Vec<Route> = Vec::new();
+    let mut access_rules = Vec::new();
+    let mut jwks_urls = Vec::new();
+    let mut seen: Vec<(String, String, usize)> = Vec::new();
+    for (index, rule) in rules.iter().enumerate() {
+        rule.only_keys(&["path", "methods", "accessStrategies", "mutators", "service", "timeout"])?;
+        let id = RuleId { apirule: apirule.clone(), index };
+        let path_node = rule.req("path")?;
+        let path_src = path_node.non_empty_str()?;
+        if !path_src.starts_with(|c: char| c.is_ascii_alphanumeric() || "./*()?!\\_-".contains(c)) {
+            return Err(path_node.error("must start with a letter, digit or one of . / * ( ) ? ! \\ _ -"));
+        }
+        let path = PathPattern::new(path_src).map_err(|e| path_node.error(format!("is not a valid regex: {e}")))?;
+        let methods = parse_methods(&rule.req("methods")?, v1alpha1)?;
+        for m in &methods {
+            if let Some((_, _, first)) = seen.iter().find(|(p, pm, _)| p == path_src && pm == m) {
+                return Err(rule.error(format!(
+                    "multiple rules defined for the same path and method: {path_src} {m} (also spec.rules[{first}])"
+                )));
+            }
+            seen.push((path_src.to_owned(), m.clone(), index));
+        }
+        if let Some(s) = rule.get("service") {
+            check_service(&s, false)?;
+        } else if spec_service.is_none() {
+            return Err(rule.error("has no service and spec.service is not set"));
+        }
+        check_mutators(rule.get("mutators"))?;
+
+        let strategies_node = rule.req("accessStrategies")?;
+        let strategies = strategies_node.items()?;
+        if strategies.is_empty() {
+            return Err(strategies_node.error("must have at least one access strategy"));
+        }
+        let handlers = strategies
+            .iter()
+            .map(|s| {
+                s.only_keys(&["handler", "config"])?;
+                s.req("handler")?.non_empty_str()
+            })
+            .collect::<Result<Vec<&str>, ConfigError>>()?;
+        check_combination(&strategies_node, &handlers)?;
+
+        let direct = handlers.iter().all(|h| DIRECT.contains(h));
+        // The VirtualService keeps the first rule per path string (§1.6).
+        if !routes.iter().any(|r| r.path.source == path_src) {
+            routes.push(Route {
+                rule: id.clone(),
+                path: path.clone(),
+                methods: (handlers.first() == Some(&"no_auth")).then(|| methods.clone()),
+                action: if direct { RouteAction::Forward } else { RouteAction::AccessRules },
+            });
+        }
+        if direct {
+            for s in &strategies {
+                check_no_config(s)?;
+            }
+            continue;
+        }
+        let mut authenticators = Vec::new();
+        for (s, handler) in strategies.iter().zip(&handlers) {
+            let a = match *handler {
+                "noop" => Authenticator::Noop,
+                "anonymous" => Authenticator::Anonymous,
+                "unauthorized" => Authenticator::Unauthorized,
+                "jwt" => {
+                    let rule = jwt::compile(s.get("config"), s)?;
+                    jwks_urls.extend(rule.jwks_urls.iter().cloned());
+                    Authenticator::Jwt(Box::new(rule))
+                }
+                _ => return Err(s.error("unreachable handler")),
+            };
+            if *handler != "jwt" {
+                check_no_config(s)?;
+            }
+            authenticators.push(a);
+        }
+        access_rules.push(AccessRule { rule: id, host: full_host.clone(), path, methods, authenticators });
+    }
+
+    Ok(Compiled {
+        host: HostPolicy { apirule, host: full_host.to_ascii_lowercase(), semantics: Semantics::OathkeeperV1, routes },
+        host_path,
+        access_rules,
+        jwks_urls,
+    })
+}
+
+fn check_service(service: &Node<'_>, needs_host: bool) -> Result<(), ConfigError> {
+    service.object()?;
+    service.req("name")?.non_empty_str()?;
+    service.req("port")?.uint(1, 65_535)?;
+    if let Some(ns) = service.get("namespace") {
+        ns.non_empty_str()?;
+    }
+    if let Some(ext) = service.get("external") {
+        ext.bool()?;
+    }
+    if needs_host {
+        service.req("host")?;
+    }
+    Ok(())
+}
+
+fn parse_methods(node: &Node<'_>, v1alpha1: bool) -> Result<Vec<String>, ConfigError> {
+    let items = node.items()?;
+    if items.is_empty() {
+        return Err(node.error("must list at least one method"));
+    }
+    let mut methods = Vec::new();
+    for item in items {
+        let m = item.non_empty_str()?;
+        if !v1alpha1 && !V1BETA1_METHODS.contains(&m) {
+            return Err(item.error(format!("{m} is not one of {}", V1BETA1_METHODS.join(", "))));
+        }
+        let upper = m.to_ascii_uppercase();
+        if !methods.contains(&upper) {
+            methods.push(upper);
+        }
+    }
+    Ok(methods)
+}
+
+fn check_combination(node: &Node<'_>, handlers: &[&str]) -> Result<(), ConfigError> {
+    for (i, h) in handlers.iter().enumerate() {
+        if !SECURE.contains(h) && !INSECURE.contains(h) {
+            return Err(ConfigError::new(
+                node.resource(),
+                &format!("{}[{i}].handler", node.path),
+                format!("Unsupported accessStrategy: {h}"),
+            ));
+        }
+        if matches!(*h, "oauth2_introspection" | "oauth2_client_credentials" | "cookie_session") {
+            return Err(ConfigError::new(
+                node.resource(),
+                &format!("{}[{i}].handler", node.path),
+                format!("handler {h} is not supported by apirule-wasm yet (supported: allow, no_auth, noop, anonymous, unauthorized, jwt)"),
+            ));
+        }
+    }
+    if handlers.len() > 1 {
+        if let Some(h) = handlers.iter().find(|h| EXCLUSIVE.contains(h)) {
+            return Err(node.error(format!("handler {h} cannot be combined with other access strategies")));
+        }
+        let secure = handlers.iter().any(|h| SECURE.contains(h));
+        let insecure = handlers.iter().any(|h| INSECURE.contains(h));
+        if secure && insecure {
+            return Err(node.error("secure (jwt) and insecure access strategies cannot be mixed in one rule"));
+        }
+    }
+    Ok(())
+}
+
+fn check_no_config(strategy: &Node<'_>) -> Result<(), ConfigError> {
+    match strategy.get("config") {
+        None => Ok(()),
+        Some(c) if c.value.as_object().is_some_and(|o| o.is_empty()) => Ok(()),
+        Some(c) => Err(c.error("must be empty for this handler")),
+    }
+}
+
+fn check_mutators(node: Option<Node<'_>>) -> Result<(), ConfigError> {
+    let Some(node) = node else { return Ok(()) };
+    for m in node.items()? {
+        let handler = m.req("handler")?;
+        if handler.str()? != "noop" {
+            return Err(
+                handler.error(format!("mutator {} is not supported by apirule-wasm yet (only noop)", handler.str()?))
+            );
+        }
+    }
+    Ok(())
+}

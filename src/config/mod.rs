@@ -1,0 +1,159 @@
+//! Plugin configuration (JSON) -> validated, compiled `Config`.
+//!
+//! The contract: `{"apiRules": [APIRule...], "jwks": {...}, "clockSkewSeconds": n,
+//! "defaultDomain": "..."}`. Every error names the APIRule and the JSON path of the field, and the
+//! whole configuration is refused: the filter never runs half-configured.
+
+mod apirule;
+mod json;
+mod jwt;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::keys::CacheSettings;
+use crate::policy::Policy;
+use json::Node;
+
+/// A refused configuration: which resource, which field, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub resource: String,
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(resource: &str, path: &str, message: impl Into<String>) -> Self {
+        ConfigError { resource: resource.to_owned(), path: path.to_owned(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.resource, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.resource, self.path, self.message)
+        }
+    }
+}
+
+/// Where and how to fetch one JWKS URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksEndpoint {
+    pub url: String,
+    /// Envoy cluster the call is dispatched to.
+    pub cluster: String,
+    /// `:authority` of the call (the URL's host[:port]).
+    pub authority: String,
+    /// `:path` of the call (path and query).
+    pub path: String,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policy: Policy,
+    pub cache: CacheSettings,
+    /// Every JWKS URL any rule uses, by URL.
+    pub jwks: BTreeMap<String, JwksEndpoint>,
+}
+
+/// Plugin-level options beside the APIRules.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Options {
+    pub default_domain: Option<String>,
+}
+
+const PLUGIN: &str = "plugin configuration";
+
+/// Parses and validates the plugin configuration.
+pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let doc: Value =
+        serde_json::from_slice(bytes).map_err(|e| ConfigError::new(PLUGIN, "", format!("is not valid JSON: {e}")))?;
+    let root = Node::root(&doc, PLUGIN);
+    root.only_keys(&["apiRules", "jwks", "clockSkewSeconds", "defaultDomain"])?;
+
+    let default_domain = match root.get("defaultDomain") {
+        Some(n) => {
+            let d = n.non_empty_str()?.trim_start_matches('.').to_ascii_lowercase();
+            if !apirule::is_dns_name(&d) {
+                return Err(n.error("must be a DNS domain such as example.com"));
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    let clock_skew_secs = match root.get("clockSkewSeconds") {
+        Some(n) => n.uint(0, 300)?,
+        None => 0,
+    };
+    let (cache, clusters) = parse_jwks_options(root.get("jwks"))?;
+    let options = Options { default_domain };
+
+    let rules = root.req("apiRules")?;
+    let items = rules.items()?;
+    if items.is_empty() {
+        return Err(rules.error("must list at least one APIRule"));
+    }
+    let mut policy = Policy { clock_skew_secs: i64::try_from(clock_skew_secs).unwrap_or(0), ..Policy::default() };
+    let mut jwks_urls = Vec::new();
+    for item in &items {
+        let compiled = apirule::compile(item, &options)?;
+        if let Some(other) = policy.hosts.iter().find(|h| h.host == compiled.host.host) {
+            return Err(ConfigError::new(
+                &compiled.host.apirule,
+                compiled.host_path,
+                format!("host {} is already used by APIRule {}", compiled.host.host, other.apirule),
+            ));
+        }
+        jwks_urls.extend(compiled.jwks_urls);
+        policy.hosts.push(compiled.host);
+        policy.access_rules.extend(compiled.access_rules);
+    }
+
+    let mut jwks = BTreeMap::new();
+    for url in jwks_urls {
+        let endpoint = jwt::endpoint(&url, clusters.get(&url).map(String::as_str))
+            .map_err(|m| ConfigError::new(PLUGIN, "jwks", format!("{url}: {m}")))?;
+        jwks.insert(url, endpoint);
+    }
+    if let Some(url) = clusters.keys().find(|u| !jwks.contains_key(*u)) {
+        return Err(ConfigError::new(PLUGIN, "jwks.clusters", format!("{url} is not a jwks_urls entry of any rule")));
+    }
+    Ok(Config { policy, cache, jwks })
+}
+
+fn parse_jwks_options(node: Option<Node<'_>>) -> Result<(CacheSettings, BTreeMap<String, String>), ConfigError> {
+    let mut cache = CacheSettings::default();
+    let mut clusters = BTreeMap::new();
+    let Some(node) = node else {
+        return Ok((cache, clusters));
+    };
+    node.only_keys(&["clusters", "cacheTtlSeconds", "fetchTimeoutMs", "maxStaleSeconds", "minRefetchSeconds"])?;
+    if let Some(n) = node.get("clusters") {
+        for (url, cluster) in n.object()? {
+            let name = cluster.as_str().filter(|s| !s.is_empty());
+            let name = name.ok_or_else(|| {
+                ConfigError::new(PLUGIN, &format!("jwks.clusters[{url:?}]"), "must be a cluster name")
+            })?;
+            clusters.insert(url.clone(), name.to_owned());
+        }
+    }
+    if let Some(n) = node.get("cacheTtlSeconds") {
+        cache.ttl_ms = n.uint(1, 86_400)? * 1000;
+    }
+    if let Some(n) = node.get("fetchTimeoutMs") {
+        cache.fetch_timeout_ms = n.uint(10, 60_000)?;
+    }
+    if let Some(n) = node.get("maxStaleSeconds") {
+        cache.max_stale_ms = n.uint(0, 7 * 86_400)? * 1000;
+    }
+    if let Some(n) = node.get("minRefetchSeconds") {
+        cache.min_refetch_ms = n.uint(0, 3_600)? * 1000;
+    }
+    Ok((cache, clusters))
+}

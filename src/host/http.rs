@@ -1,0 +1,149 @@
+//! The HTTP context: snapshot the request, ask the policy, carry out its answer.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, LogLevel, MapType};
+
+use super::metrics::{self, Counter};
+use super::root::register_waiter;
+use super::{log, now_ms, SharedRef, Waiter, NOW_TICK};
+use crate::policy::request::Request;
+use crate::policy::response::{render, ErrorStyle};
+use crate::policy::Decision;
+
+pub struct HttpFilter {
+    context_id: u32,
+    shared: SharedRef,
+}
+
+impl HttpFilter {
+    pub fn new(context_id: u32, shared: SharedRef) -> Self {
+        HttpFilter { context_id, shared }
+    }
+}
+
+/// Reads the request headers as raw bytes (header values may hold non-UTF-8 octets; reading
+/// them as strings would trap the VM).
+fn snapshot() -> Option<Request> {
+    let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).ok()?;
+    let mut req = Request::default();
+    for (name, value) in pairs {
+        match name.as_str() {
+            ":authority" => req.authority = String::from_utf8_lossy(&value).into_owned(),
+            ":method" => req.method = String::from_utf8_lossy(&value).into_owned(),
+            ":path" => req.path = String::from_utf8_lossy(&value).into_owned(),
+            _ => req.headers.push((name, value)),
+        }
+    }
+    Some(req)
+}
+
+/// Carries out a final decision for the request of the current effective context. `resume` is
+/// set when the request was paused (decided later by the root).
+pub(super) fn apply(decision: &Decision, req: &Request, resume: bool) -> Action {
+    match decision {
+        Decision::PassThrough => {
+            metrics::inc(Counter::PassedThrough);
+            if resume {
+                let _ = hostcalls::resume_http_request();
+            }
+            Action::Continue
+        }
+        Decision::Allow { rule, set_headers } => {
+            metrics::inc(Counter::Allowed);
+            log(LogLevel::Debug, &format!("apirule: allow {} {} by {rule}", req.method, req.path));
+            for (name, value) in set_headers {
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+            }
+            if resume {
+                let _ = hostcalls::resume_http_request();
+            }
+            Action::Continue
+        }
+        Decision::Deny { rule, reason, response } => {
+            metrics::inc(Counter::Denied);
+            let rule = rule.as_ref().map(|r| format!(" (rule {r})")).unwrap_or_default();
+            log(
+                LogLevel::Debug,
+                &format!(
+                    "apirule: deny {} {} {} with {}{rule}: {reason}",
+                    req.method, req.authority, req.path, response.status
+                ),
+            );
+            let headers: Vec<(&str, &str)> = response.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let body = (!response.body.is_empty()).then_some(response.body.as_slice());
+            if hostcalls::send_http_response(u32::from(response.status), headers, body).is_err() {
+                log(LogLevel::Error, "apirule: could not send the deny response");
+            }
+            Action::Pause
+        }
+        // Never final: callers handle it before calling apply. Fail closed if it ever gets here.
+        Decision::NeedKeys { .. } => {
+            let r = render(401, ErrorStyle::OathkeeperJson, None, true);
+            let _ = hostcalls::send_http_response(401, vec![("content-type", "application/json")], Some(&r.body));
+            Action::Pause
+        }
+    }
+}
+
+impl Context for HttpFilter {
+    fn on_done(&mut self) -> bool {
+        // A request that goes away while waiting must not be touched later.
+        if let Ok(mut s) = self.shared.try_borrow_mut() {
+            s.waiters.retain(|w| w.context_id != self.context_id);
+        }
+        true
+    }
+}
+
+impl HttpContext for HttpFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(req) = snapshot() else {
+            let r = render(500, ErrorStyle::OathkeeperJson, None, false);
+            let _ = hostcalls::send_http_response(500, vec![("content-type", "application/json")], Some(&r.body));
+            return Action::Pause;
+        };
+        let now = now_ms();
+        let (decision, root_id) = {
+            let Ok(s) = self.shared.try_borrow() else {
+                return apply(&internal_error(&req), &req, false);
+            };
+            let Some(config) = s.config.clone() else {
+                return apply(&internal_error(&req), &req, false);
+            };
+            (config.policy.decide(&req, now, &s.cache), s.root_context_id)
+        };
+        match decision {
+            Decision::NeedKeys { urls } => {
+                let waiter = Waiter { context_id: self.context_id, request: req.clone(), since_ms: now, urls };
+                if !register_waiter(&self.shared, waiter) {
+                    let deny = Decision::Deny {
+                        rule: None,
+                        reason: "too many requests waiting for JWKS".into(),
+                        response: render(401, ErrorStyle::OathkeeperJson, request_id(&req).as_deref(), true),
+                    };
+                    return apply(&deny, &req, false);
+                }
+                // Wake the root at once so it dispatches the fetch.
+                if hostcalls::set_effective_context(root_id).is_ok() {
+                    let _ = hostcalls::set_tick_period(NOW_TICK);
+                    let _ = hostcalls::set_effective_context(self.context_id);
+                }
+                Action::Pause
+            }
+            d => apply(&d, &req, false),
+        }
+    }
+}
+
+fn request_id(req: &Request) -> Option<String> {
+    req.header("x-request-id").map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn internal_error(req: &Request) -> Decision {
+    Decision::Deny {
+        rule: None,
+        reason: "filter has no configuration".into(),
+        response: render(500, ErrorStyle::OathkeeperJson, request_id(req).as_deref(), false),
+    }
+}

@@ -1,0 +1,68 @@
+//! The only module that touches proxy-wasm: translates host callbacks into calls of the pure core
+//! (`config::parse`, `Policy::decide`, `KeyCache`) and the core's answers back into host calls.
+//!
+//! JWKS fetches are always dispatched by the root context (so a client that goes away cannot
+//! cancel a fetch others wait for): an HTTP context that needs keys registers as a waiter and sets
+//! the root's tick to fire at once; the root dispatches, and when the answer (or a failure) comes,
+//! decides every waiter again and resumes or answers it.
+
+mod http;
+mod metrics;
+mod root;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::LogLevel;
+
+use crate::config::Config;
+use crate::keys::KeyCache;
+use crate::policy::request::Request;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));
+}}
+
+/// A request paused until JWKS arrive.
+struct Waiter {
+    context_id: u32,
+    request: Request,
+    since_ms: u64,
+    /// JWKS URLs it waits for.
+    urls: Vec<String>,
+}
+
+/// Most requests one VM keeps paused for keys; beyond that new ones are denied (fail closed).
+const MAX_WAITERS: usize = 10_000;
+
+/// State shared by the root context and the HTTP contexts of one VM (one worker thread).
+#[derive(Default)]
+struct Shared {
+    config: Option<Rc<Config>>,
+    cache: KeyCache,
+    waiters: Vec<Waiter>,
+    root_context_id: u32,
+}
+
+type SharedRef = Rc<RefCell<Shared>>;
+
+/// Tick period while requests wait for keys (timeouts are checked at this granularity).
+const BUSY_TICK: Duration = Duration::from_millis(100);
+/// Tick period otherwise (background refresh of key sets past their TTL).
+const IDLE_TICK: Duration = Duration::from_millis(1000);
+/// Fire the root's tick as soon as possible (a waiter needs a fetch dispatched).
+const NOW_TICK: Duration = Duration::from_millis(1);
+
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}

@@ -1,0 +1,77 @@
+//! JWS algorithms the filter can verify, and which key type each needs.
+
+/// A JWS `alg` this filter verifies. `none` and EdDSA are not here: they never verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    HS256,
+    HS384,
+    HS512,
+}
+
+/// The key family an algorithm needs (reference §2.4 step 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFamily {
+    Rsa,
+    EcP256,
+    EcP384,
+    Symmetric,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 11] = [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::HS256,
+        Algorithm::HS384,
+        Algorithm::HS512,
+    ];
+
+    /// Exact, case-sensitive name as in the JOSE header (Oathkeeper compares strings).
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::PS256 => "PS256",
+            Algorithm::PS384 => "PS384",
+            Algorithm::PS512 => "PS512",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::HS256 => "HS256",
+            Algorithm::HS384 => "HS384",
+            Algorithm::HS512 => "HS512",
+        }
+    }
+
+    pub fn key_family(self) -> KeyFamily {
+        match self {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => KeyFamily::Rsa,
+            Algorithm::ES256 => KeyFamily::EcP256,
+            Algorithm::ES384 => KeyFamily::EcP384,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => KeyFamily::Symmetric,
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! JWKS documents -> public keys. Every byte is hostile: sizes are bounded, a malformed key is
+//! skipped (and counted) rather than failing the whole set, private members are ignored.
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use serde_json::Value;
+
+use super::algorithm::KeyFamily;
+
+/// Largest JWKS body accepted.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Most keys kept from one set.
+pub const MAX_KEYS: usize = 64;
+/// RSA moduli accepted, in bits: small keys are forgeable, huge ones make verification a DoS.
+pub const RSA_MIN_BITS: usize = 1024;
+pub const RSA_MAX_BITS: usize = 8192;
+
+/// base64url as JWKs use it; padding tolerated because some IdPs emit it.
+pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Public key material, reduced to what verification needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKey {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// SEC1 uncompressed point (0x04 || x || y).
+    EcP256(Vec<u8>),
+    EcP384(Vec<u8>),
+    Symmetric(Vec<u8>),
+}
+
+impl PublicKey {
+    pub fn family(&self) -> KeyFamily {
+        match self {
+            PublicKey::Rsa { .. } => KeyFamily::Rsa,
+            PublicKey::EcP256(_) => KeyFamily::EcP256,
+            PublicKey::EcP384(_) => KeyFamily::EcP384,
+            PublicKey::Symmetric(_) => KeyFamily::Symmetric,
+        }
+    }
+}
+
+/// One usable JWK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jwk {
+    pub kid: Option<String>,
+    /// The JWK `use` member; Oathkeeper only selects keys whose `use` is exactly `sig`.
+    pub usage: Option<String>,
+    pub key: PublicKey,
+}
+
+/// The keys of one JWKS URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySet {
+    pub keys: Vec<Jwk>,
+    /// How many JWKs were skipped as malformed or unsupported (logged by the host).
+    pub skipped: usize,
+}
+
+impl KeySet {
+    /// The first key with this `kid` whose `use` is `sig` (reference §2.4 step 3).
+    pub fn signing_key(&self, kid: &str) -> Option<&Jwk> {
+        self.keys.iter().find(|k| k.kid.as_deref() == Some(kid) && k.usage.as_deref() == Some("sig"))
+    }
+}
+
+/// Why a JWKS document was rejected as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksError {
+    TooLarge(usize),
+    NotJson,
+    NoKeysArray,
+}
+
+impl std::fmt::Display for JwksError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwksError::TooLarge(n) => write!(f, "JWKS body of {n} bytes exceeds {MAX_JWKS_BYTES}"),
+            JwksError::NotJson => write!(f, "JWKS body is not JSON"),
+            JwksError::NoKeysArray => write!(f, "JWKS has no \"keys\" array"),
+        }
+    }
+}
+
+/// Parses a JWKS body.
+pub fn parse_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
+    if body.len() > MAX_JWKS_BYTES {
+        return Err(JwksError::TooLarge(body.len()));
+    }
+    let doc: Value = serde_json::from_slice(body).map_err(|_| JwksError::NotJson)?;
+    let keys = doc.get("keys").and_then(Value::as_array).ok_or(JwksError::NoKeysArray)?;
+    let mut set = KeySet::default();
+    for jwk in keys {
+        if set.keys.len() >= MAX_KEYS {
+            set.skipped += 1;
+            continue;
+        }
+        match parse_jwk(jwk) {
+            Some(k) => set.keys.push(k),
+            None => set.skipped += 1,
+        }
+    }
+    Ok(set)
+}
+
+fn b64_member(jwk: &Value, name: &str) -> Option<Vec<u8>> {
+    B64URL.decode(jwk.get(name)?.as_str()?).ok()
+}
+
+fn opt_string(jwk: &Value, name: &str) -> Result<Option<String>, ()> {
+    match jwk.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(()),
+    }
+}
+
+fn strip_leading_zeros(bytes: Vec<u8>) -> Vec<u8> {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes.get(first..).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+fn parse_jwk(jwk: &Value) -> Option<Jwk> {
+    let kid = opt_string(jwk, "kid").ok()?;
+    let usage = opt_string(jwk, "use").ok()?;
+    let key = match jwk.get("kty")?.as_str()? {
+        "RSA" => {
+            let n = strip_leading_zeros(b64_member(jwk, "n")?);
+            let e = strip_leading_zeros(b64_member(jwk, "e")?);
+            let bits = n.len() * 8;
+            if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) || e.is_empty() || e.len() > 8 {
+                return None;
+            }
+            PublicKey::Rsa { n, e }
+        }
+        "EC" => {
+            let (size, p384) = match jwk.get("crv")?.as_str()? {
+                "P-256" => (32, false),
+                "P-384" => (48, true),
+                _ => return None,
+            };
+            let x = b64_member(jwk, "x")?;
+            let y = b64_member(jwk, "y")?;
+            if x.len() != size || y.len() != size {
+                return None;
+            }
+            let mut point = Vec::with_capacity(1 + 2 * size);
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            if p384 {
+                PublicKey::EcP384(point)
+            } else {
+                PublicKey::EcP256(point)
+            }
+        }
+        "oct" => {
+            let k = b64_member(jwk, "k")?;
+            if k.is_empty() {
+                return None;
+            }
+            PublicKey::Symmetric(k)
+        }
+        _ => return None,
+    };
+    Some(Jwk { kid, usage, key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA_N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+
+    #[test]
+    fn parses_rsa_ec_and_oct_keys() {
+        let body = format!(
+            r#"{{"keys":[
+              {{"kty":"RSA","kid":"r1","use":"sig","alg":"RS256","n":"{RSA_N}","e":"AQAB"}},
+              {{"kty":"EC","kid":"e1","use":"sig","crv":"P-256",
+                "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}},
+              {{"kty":"oct","kid":"h1","k":"c2VjcmV0"}}
+            ]}}"#
+        );
+        let set = parse_jwks(body.as_bytes()).unwrap();
+        assert_eq!(set.keys.len(), 3);
+        assert_eq!(set.skipped, 0);
+        assert!(matches!(set.keys[0].key, PublicKey::Rsa { .. }));
+        assert!(matches!(&set.keys[1].key, PublicKey::EcP256(p) if p.len() == 65));
+        assert_eq!(set.keys[2].key, PublicKey::Symmetric(b"secret".to_vec()));
+    }
+
+    #[test]
+    fn signing_key_needs_kid_and_use_sig() {
+        let body = format!(
+            r#"{{"keys":[
+              {{"kty":"RSA","kid":"nouse","n":"{RSA_N}","e":"AQAB"}},
+              {{"kty":"RSA","kid":"enc","use":"enc","n":"{RSA_N}","e":"AQAB"}},
+              {{"kty":"RSA","kid":"ok","use":"sig","n":"{RSA_N}","e":"AQAB"}}
+            ]}}"#
+        );
+        let set = parse_jwks(body.as_bytes()).unwrap();
+        assert!(set.signing_key("nouse").is_none());
+        assert!(set.signing_key("enc").is_none());
+        assert!(set.signing_key("ok").is_some());
+        assert!(set.signing_key("other").is_none());
+    }
+
+    #[test]
+    fn malformed_keys_are_skipped_not_fatal() {
+        let body = r#"{"keys":[{"kty":"RSA","n":"!!","e":"AQAB"},{"kty":"EC","crv":"P-521","x":"AA","y":"AA"},
+                      {"kty":"OKP","crv":"Ed25519","x":"AA"},{"kty":"RSA","n":"AQAB","e":"AQAB"},"str",7,
+                      {"kty":"RSA","kid":5,"n":"AQAB","e":"AQAB"}]}"#;
+        let set = parse_jwks(body.as_bytes()).unwrap();
+        assert!(set.keys.is_empty());
+        assert_eq!(set.skipped, 7);
+    }
+
+    #[test]
+    fn whole_document_errors() {
+        assert_eq!(parse_jwks(b"not json"), Err(JwksError::NotJson));
+        assert_eq!(parse_jwks(b"{\"nokeys\":[]}"), Err(JwksError::NoKeysArray));
+        assert_eq!(parse_jwks(b"[]"), Err(JwksError::NoKeysArray));
+        let big = vec![b' '; MAX_JWKS_BYTES + 1];
+        assert!(matches!(parse_jwks(&big), Err(JwksError::TooLarge(_))));
+    }
+
+    #[test]
+    fn key_count_is_bounded() {
+        let one = r#"{"kty":"oct","kid":"k","use":"sig","k":"c2VjcmV0"}"#;
+        let body = format!("{{\"keys\":[{}]}}", vec![one; MAX_KEYS + 5].join(","));
+        let set = parse_jwks(body.as_bytes()).unwrap();
+        assert_eq!(set.keys.len(), MAX_KEYS);
+        assert_eq!(set.skipped, 5);
+    }
+}

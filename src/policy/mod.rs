@@ -1,0 +1,236 @@
+//! The compiled policy and the decision for one request.
+//!
+//! Two stages, as Kyma deployed APIRule v1: the route stage (Istio VirtualService: first matching
+//! route wins) and the access-rule stage (Oathkeeper: exactly one rule must match, then its
+//! authenticator pipeline runs). See docs/behaviour.md.
+
+pub mod path;
+pub mod request;
+pub mod response;
+
+use std::fmt;
+
+use regex_lite::Regex;
+
+use crate::jwt::{self, AuthOutcome, JwtRule};
+use crate::keys::KeyStore;
+use request::Request;
+use response::{ErrorStyle, Response};
+
+/// Names one rule of one APIRule, for logs and deny reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleId {
+    /// `namespace/name` of the APIRule.
+    pub apirule: String,
+    pub index: usize,
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} spec.rules[{}]", self.apirule, self.index)
+    }
+}
+
+/// A rule path: the user's regex, anchored at both ends.
+#[derive(Debug, Clone)]
+pub struct PathPattern {
+    pub source: String,
+    pub regex: Regex,
+}
+
+impl PathPattern {
+    /// Compiles `^(?:path)$` (Envoy `safe_regex` and Oathkeeper's template are whole-string).
+    pub fn new(source: &str) -> Result<Self, regex_lite::Error> {
+        Ok(PathPattern { source: source.to_owned(), regex: Regex::new(&format!("^(?:{source})$"))? })
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        self.regex.is_match(path)
+    }
+}
+
+/// What a VirtualService route does with a request it matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAction {
+    /// `allow` / `no_auth`: straight to the service.
+    Forward,
+    /// Any other handler: to the access-rule stage (where Oathkeeper was).
+    AccessRules,
+}
+
+/// One VirtualService route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub rule: RuleId,
+    pub path: PathPattern,
+    /// `Some` only for `no_auth`, whose route also matches the method.
+    pub methods: Option<Vec<String>>,
+    pub action: RouteAction,
+}
+
+/// The APIRule semantics a host is enforced with. Only Oathkeeper-era v1 today; the v2 (Istio)
+/// semantics will be another variant, chosen per compiled APIRule, not by scattered ifs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Semantics {
+    OathkeeperV1,
+}
+
+/// The route stage of one APIRule.
+#[derive(Debug, Clone)]
+pub struct HostPolicy {
+    pub apirule: String,
+    /// Lower-case FQDN (default domain applied).
+    pub host: String,
+    pub semantics: Semantics,
+    pub routes: Vec<Route>,
+}
+
+/// One step of an access rule's authenticator pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authenticator {
+    Noop,
+    Anonymous,
+    Unauthorized,
+    Jwt(Box<JwtRule>),
+}
+
+/// One Oathkeeper access rule.
+#[derive(Debug, Clone)]
+pub struct AccessRule {
+    pub rule: RuleId,
+    /// The host as written in the APIRule (with domain); matched verbatim against `Host`.
+    pub host: String,
+    pub path: PathPattern,
+    /// Upper-case method names.
+    pub methods: Vec<String>,
+    pub authenticators: Vec<Authenticator>,
+}
+
+/// Everything the filter enforces, compiled from the plugin configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub hosts: Vec<HostPolicy>,
+    pub access_rules: Vec<AccessRule>,
+    /// Clock tolerance for `exp`/`nbf`/`iat` (0 = Oathkeeper).
+    pub clock_skew_secs: i64,
+}
+
+/// The verdict for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// No APIRule governs this host: leave the request alone.
+    PassThrough,
+    /// Forward, after setting these request headers.
+    Allow { rule: RuleId, set_headers: Vec<(String, String)> },
+    /// Answer locally.
+    Deny { rule: Option<RuleId>, reason: String, response: Response },
+    /// Keys for these JWKS URLs are needed; decide again when they arrive (or failed).
+    NeedKeys { urls: Vec<String> },
+}
+
+/// Host without `:port`, lower-case (how Envoy matches virtual hosts).
+pub fn host_key(authority: &str) -> String {
+    let host = match authority.rsplit_once(':') {
+        // Keep IPv6 literals like `[::1]` whole.
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    host.to_ascii_lowercase()
+}
+
+impl Policy {
+    /// Decides `req` at `now_ms` with the keys in `keys`.
+    pub fn decide(&self, req: &Request, now_ms: u64, keys: &dyn KeyStore) -> Decision {
+        let host = host_key(&req.authority);
+        let Some(host_policy) = self.hosts.iter().find(|h| h.host == host) else {
+            return Decision::PassThrough;
+        };
+        let request_id = req.header("x-request-id").map(|v| String::from_utf8_lossy(v).into_owned());
+        let deny =
+            |status: u16, style: ErrorStyle, rule: Option<&RuleId>, reason: String, token: bool| Decision::Deny {
+                rule: rule.cloned(),
+                reason,
+                response: response::render(status, style, request_id.as_deref(), token),
+            };
+
+        let (raw_path, query) = path::split_query(&req.path);
+        let normalized = match path::normalize(raw_path) {
+            Ok(p) => p,
+            Err(e) => return deny(400, ErrorStyle::BadRequest, None, format!("unusable path: {e:?}"), false),
+        };
+        let mut set_headers = vec![("x-forwarded-host".to_owned(), host_policy.host.clone())];
+        if normalized != raw_path {
+            let rewritten = match query {
+                Some(q) => format!("{normalized}?{q}"),
+                None => normalized.clone(),
+            };
+            set_headers.push((":path".to_owned(), rewritten));
+        }
+
+        // Route stage: the first route whose path (and, for no_auth, method) matches.
+        let method = req.method.to_ascii_uppercase();
+        let route = host_policy
+            .routes
+            .iter()
+            .find(|r| r.path.matches(&normalized) && r.methods.as_ref().is_none_or(|m| m.contains(&method)));
+        let Some(route) = route else {
+            return deny(404, ErrorStyle::EnvoyNoRoute, None, "no route matches path and method".into(), false);
+        };
+        if route.action == RouteAction::Forward {
+            return Decision::Allow { rule: route.rule.clone(), set_headers };
+        }
+
+        // Access-rule stage: exactly one rule of the whole pool must match.
+        let decoded = match path::decode_for_access_rules(&normalized) {
+            Ok(p) => p,
+            Err(e) => return deny(400, ErrorStyle::BadRequest, None, format!("unusable path: {e:?}"), false),
+        };
+        let matching: Vec<&AccessRule> = self
+            .access_rules
+            .iter()
+            .filter(|r| r.host == req.authority && r.methods.contains(&method) && r.path.matches(&decoded))
+            .collect();
+        let rule = match matching.as_slice() {
+            [rule] => *rule,
+            [] => {
+                return deny(404, ErrorStyle::OathkeeperJson, Some(&route.rule), "no access rule matches".into(), false)
+            }
+            _ => {
+                let reason = format!("{} access rules match", matching.len());
+                return deny(500, ErrorStyle::OathkeeperJson, Some(&route.rule), reason, false);
+            }
+        };
+
+        // The authenticator pipeline (§2.8).
+        for authenticator in &rule.authenticators {
+            let outcome = match authenticator {
+                Authenticator::Noop => AuthOutcome::Authenticated { subject: None },
+                Authenticator::Anonymous => {
+                    if req.header("authorization").is_some_and(|v| !v.is_empty()) {
+                        AuthOutcome::NotResponsible
+                    } else {
+                        AuthOutcome::Authenticated { subject: Some("anonymous".into()) }
+                    }
+                }
+                Authenticator::Unauthorized => AuthOutcome::Rejected("unauthorized handler".into()),
+                Authenticator::Jwt(jwt_rule) => jwt::authenticate(jwt_rule, req, now_ms, self.clock_skew_secs, keys),
+            };
+            match outcome {
+                AuthOutcome::NotResponsible => continue,
+                AuthOutcome::Authenticated { .. } => return Decision::Allow { rule: rule.rule.clone(), set_headers },
+                AuthOutcome::NeedKeys(urls) => return Decision::NeedKeys { urls },
+                AuthOutcome::Rejected(reason) => {
+                    let token = matches!(authenticator, Authenticator::Jwt(_));
+                    return deny(401, ErrorStyle::OathkeeperJson, Some(&rule.rule), reason, token);
+                }
+            }
+        }
+        deny(
+            401,
+            ErrorStyle::OathkeeperJson,
+            Some(&rule.rule),
+            "no authenticator is responsible (no token)".into(),
+            false,
+        )
+    }
+}
