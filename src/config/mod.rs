@@ -105,7 +105,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         let compiled = apirule::compile(item, &options)?;
         if let Some(other) = policy.hosts.iter().find(|h| h.host == compiled.host.host) {
             return Err(ConfigError::new(
-                &compiled.host.apirule,
+                &format!("APIRule {}", compiled.host.apirule),
                 compiled.host_path,
                 format!("host {} is already used by APIRule {}", compiled.host.host, other.apirule),
             ));

@@ -1,0 +1,172 @@
+//! Test support: mint real signed tokens, build APIRules and plugin configurations.
+#![allow(dead_code)]
+
+pub mod keys;
+
+use std::sync::OnceLock;
+
+use apirule_wasm::config::{self, Config};
+use apirule_wasm::jwt::jwks::parse_jwks;
+use apirule_wasm::keys::KeyCache;
+use apirule_wasm::policy::request::Request;
+use apirule_wasm::policy::Decision;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::Mac;
+use serde_json::{json, Value};
+
+pub const JWKS_URL: &str = "https://idp.example.com/keys";
+pub const ISSUER: &str = "https://idp.example.com";
+pub const HOST: &str = "api.example.com";
+/// A fixed "now" for deterministic time checks (2027-01-15).
+pub const NOW_SECS: u64 = 1_800_000_000;
+pub const NOW_MS: u64 = NOW_SECS * 1000;
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn rsa_key() -> &'static rsa::RsaPrivateKey {
+    static KEY: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        use rsa::pkcs8::DecodePrivateKey;
+        rsa::RsaPrivateKey::from_pkcs8_pem(keys::RSA_PRIVATE_PEM).unwrap()
+    })
+}
+
+fn ec_key() -> p256::ecdsa::SigningKey {
+    use p256::pkcs8::DecodePrivateKey;
+    p256::ecdsa::SigningKey::from_pkcs8_pem(keys::EC_PRIVATE_PEM).unwrap()
+}
+
+/// How to sign a test token.
+pub enum Signer<'a> {
+    Rsa,
+    Ec,
+    Hmac(&'a [u8]),
+    /// An empty signature (for `alg: none`).
+    Nothing,
+}
+
+/// A compact JWS with exactly this header and these claims.
+pub fn mint(header: Value, claims: Value, signer: Signer<'_>) -> String {
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let sig: Vec<u8> = match signer {
+        Signer::Rsa => {
+            use rsa::signature::{SignatureEncoding, Signer as _};
+            let key = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key().clone());
+            key.sign(input.as_bytes()).to_vec()
+        }
+        Signer::Ec => {
+            use p256::ecdsa::signature::Signer as _;
+            let sig: p256::ecdsa::Signature = ec_key().sign(input.as_bytes());
+            sig.to_bytes().to_vec()
+        }
+        Signer::Hmac(k) => {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(k).unwrap();
+            mac.update(input.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        Signer::Nothing => Vec::new(),
+    };
+    format!("{input}.{}", b64(&sig))
+}
+
+/// A valid RS256 token (kid `k1`) with these claims.
+pub fn rs256(claims: Value) -> String {
+    mint(json!({"alg": "RS256", "kid": "k1", "typ": "JWT"}), claims, Signer::Rsa)
+}
+
+/// Claims that pass a rule trusting ISSUER, valid for an hour from NOW.
+pub fn good_claims() -> Value {
+    json!({"iss": ISSUER, "sub": "user-1", "exp": NOW_SECS + 3600, "iat": NOW_SECS - 10})
+}
+
+pub fn rsa_public_jwk(kid: &str) -> Value {
+    use rsa::traits::PublicKeyParts;
+    let public = rsa_key().to_public_key();
+    json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+           "n": b64(&public.n().to_bytes_be()), "e": b64(&public.e().to_bytes_be())})
+}
+
+/// The RSA public key as PEM (the bytes an alg-confusion attacker would use as an HMAC key).
+pub fn rsa_public_pem() -> String {
+    use rsa::pkcs8::EncodePublicKey;
+    rsa_key().to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap()
+}
+
+pub fn ec_public_jwk(kid: &str) -> Value {
+    let point = ec_key().verifying_key().to_encoded_point(false);
+    json!({"kty": "EC", "kid": kid, "use": "sig", "crv": "P-256",
+           "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())})
+}
+
+/// A v1beta1 APIRule for HOST with these rules.
+pub fn apirule(name: &str, host: &str, rules: Value) -> Value {
+    json!({
+        "apiVersion": "gateway.kyma-project.io/v1beta1",
+        "kind": "APIRule",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"host": host, "service": {"name": "httpbin", "port": 8000},
+                 "gateway": "kyma-system/kyma-gateway", "rules": rules}
+    })
+}
+
+/// A rule with one access strategy.
+pub fn rule(path: &str, methods: &[&str], handler: &str, config: Option<Value>) -> Value {
+    let mut strategy = json!({"handler": handler});
+    if let Some(c) = config {
+        strategy["config"] = c;
+    }
+    json!({"path": path, "methods": methods, "accessStrategies": [strategy]})
+}
+
+/// The usual jwt config: our JWKS URL and issuer, plus `extra` keys.
+pub fn jwt_config(extra: Value) -> Value {
+    let mut c = json!({"jwks_urls": [JWKS_URL], "trusted_issuers": [ISSUER]});
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    c
+}
+
+pub fn load(apirules: Vec<Value>) -> Config {
+    try_load(json!({"apiRules": apirules})).unwrap()
+}
+
+pub fn try_load(plugin: Value) -> Result<Config, config::ConfigError> {
+    config::parse(plugin.to_string().as_bytes())
+}
+
+/// A key cache holding `jwks` for JWKS_URL, fetched at NOW.
+pub fn cache_with(jwks: Value) -> KeyCache {
+    let mut cache = KeyCache::default();
+    cache.fetch_started(JWKS_URL, NOW_MS);
+    cache.fetch_succeeded(JWKS_URL, parse_jwks(jwks.to_string().as_bytes()).unwrap(), NOW_MS);
+    cache
+}
+
+/// The default key set: the RSA key as `k1` and the EC key as `e1`.
+pub fn default_cache() -> KeyCache {
+    cache_with(json!({"keys": [rsa_public_jwk("k1"), ec_public_jwk("e1")]}))
+}
+
+pub fn get(path: &str) -> Request {
+    Request::new("GET", HOST, path)
+}
+
+pub fn bearer(req: Request, token: &str) -> Request {
+    req.with_header("authorization", &format!("Bearer {token}"))
+}
+
+/// The status of a decision: 200 for allow / pass-through, the deny status otherwise, 0 for
+/// "needs keys".
+pub fn status(d: &Decision) -> u16 {
+    match d {
+        Decision::Allow { .. } | Decision::PassThrough => 200,
+        Decision::Deny { response, .. } => response.status,
+        Decision::NeedKeys { .. } => 0,
+    }
+}

@@ -1,0 +1,482 @@
+//! The whole decision (config -> policy -> JWT -> keys) natively, with real signed tokens, on the
+//! reference's v1 conformance cases (numbers in the test names).
+
+mod common;
+
+use apirule_wasm::keys::KeyCache;
+use apirule_wasm::policy::request::Request;
+use apirule_wasm::policy::Decision;
+use common::*;
+use serde_json::{json, Value};
+
+fn jwt_rule(path: &str, methods: &[&str], extra: Value) -> Value {
+    rule(path, methods, "jwt", Some(jwt_config(extra)))
+}
+
+fn decide(rules: Value, req: &Request) -> Decision {
+    let cfg = load(vec![apirule("httpbin", HOST, rules)]);
+    cfg.policy.decide(req, NOW_MS, &default_cache())
+}
+
+fn headers_rule() -> Value {
+    json!([jwt_rule("/headers", &["GET"], json!({}))])
+}
+
+fn body(d: &Decision) -> Value {
+    match d {
+        Decision::Deny { response, .. } => serde_json::from_slice(&response.body).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+#[test]
+fn case_01_valid_token_is_allowed_with_forwarded_host() {
+    let d = decide(headers_rule(), &bearer(get("/headers"), &rs256(good_claims())));
+    let Decision::Allow { set_headers, .. } = d else { panic!("{d:?}") };
+    assert!(set_headers.contains(&("x-forwarded-host".into(), HOST.into())));
+}
+
+#[test]
+fn cases_02_03_paths_are_anchored() {
+    let token = rs256(good_claims());
+    assert_eq!(status(&decide(headers_rule(), &bearer(get("/headers/x"), &token))), 404);
+    assert_eq!(status(&decide(headers_rule(), &bearer(get("/api/headers"), &token))), 404);
+}
+
+#[test]
+fn case_04_query_is_ignored() {
+    assert_eq!(status(&decide(headers_rule(), &bearer(get("/headers?x=1"), &rs256(good_claims())))), 200);
+}
+
+#[test]
+fn case_05_question_mark_is_a_quantifier() {
+    let rules = json!([rule("/items?id=1", &["GET"], "noop", None)]);
+    assert_eq!(status(&decide(rules.clone(), &get("/items?id=1"))), 404);
+    assert_eq!(status(&decide(rules, &get("/itemid=1"))), 200);
+}
+
+#[test]
+fn case_06_dot_is_any_char() {
+    let rules = json!([rule("/file.json", &["GET"], "noop", None)]);
+    assert_eq!(status(&decide(rules, &get("/fileXjson"))), 200);
+}
+
+#[test]
+fn case_07_catch_all() {
+    let rules = json!([rule("/.*", &["GET"], "noop", None)]);
+    assert_eq!(status(&decide(rules.clone(), &get("/"))), 200);
+    assert_eq!(status(&decide(rules, &get("/a/b/c"))), 200);
+}
+
+#[test]
+fn cases_08_09_method_mismatch_is_404_json() {
+    let token = rs256(good_claims());
+    for method in ["POST", "HEAD"] {
+        let req = bearer(Request::new(method, HOST, "/headers"), &token);
+        let d = decide(headers_rule(), &req);
+        assert_eq!(status(&d), 404);
+        assert_eq!(body(&d)["error"]["message"], "The requested resource could not be found");
+    }
+}
+
+#[test]
+fn case_10_host_with_port_matches_no_access_rule() {
+    let req = bearer(Request::new("GET", "api.example.com:443", "/headers"), &rs256(good_claims()));
+    let d = decide(headers_rule(), &req);
+    assert_eq!(status(&d), 404);
+    assert_eq!(body(&d)["error"]["code"], 404);
+}
+
+#[test]
+fn host_selection_ignores_case_and_port_for_direct_routes() {
+    let rules = json!([rule("/.*", &["GET"], "allow", None)]);
+    assert_eq!(status(&decide(rules.clone(), &Request::new("GET", "API.Example.com:8080", "/x"))), 200);
+    let cfg = load(vec![apirule("httpbin", HOST, rules)]);
+    let d = cfg.policy.decide(&Request::new("GET", "other.example.com", "/x"), NOW_MS, &default_cache());
+    assert_eq!(d, Decision::PassThrough);
+}
+
+#[test]
+fn case_11_access_rules_see_the_decoded_path() {
+    let rules = json!([rule("/.*", &["GET"], "noop", None), rule("/a/b", &["POST"], "noop", None)]);
+    let req = Request::new("POST", HOST, "/a%2Fb");
+    // The route stage (`/.*` wins, it is first and matches everything) sends it to the access
+    // rules, where `/a%2Fb` decodes to `/a/b`.
+    assert_eq!(status(&decide(rules, &req)), 200);
+}
+
+#[test]
+fn case_12_two_matching_access_rules_is_500() {
+    let rules = json!([jwt_rule("/.*", &["GET"], json!({})), rule("/headers", &["GET"], "noop", None)]);
+    let d = decide(rules, &get("/headers"));
+    assert_eq!(status(&d), 500);
+    assert_eq!(body(&d)["error"]["status"], "Internal Server Error");
+}
+
+#[test]
+fn case_13_same_path_disjoint_methods() {
+    let rules = json!([jwt_rule("/.*", &["GET"], json!({})), rule("/.*", &["POST"], "noop", None)]);
+    assert_eq!(status(&decide(rules.clone(), &Request::new("POST", HOST, "/x"))), 200);
+    assert_eq!(status(&decide(rules, &get("/x"))), 401);
+}
+
+#[test]
+fn route_dedup_keeps_first_rule_per_path() {
+    // §1.6: first = no_auth GET, second = jwt POST on the same path: POST has no route.
+    let rules = json!([rule("/x", &["GET"], "no_auth", None), jwt_rule("/x", &["POST"], json!({}))]);
+    let d = decide(rules, &bearer(Request::new("POST", HOST, "/x"), &rs256(good_claims())));
+    assert_eq!(status(&d), 404);
+    assert!(body(&d).is_null(), "Envoy's no-route 404 has an empty body");
+}
+
+#[test]
+fn case_16_no_token_is_401_json() {
+    let d = decide(headers_rule(), &get("/headers").with_header("x-request-id", "req-1"));
+    let Decision::Deny { response, .. } = &d else { panic!("{d:?}") };
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        body(&d),
+        json!({"error": {"code": 401, "status": "Unauthorized", "request": "req-1",
+                         "message": "The request could not be authorized"}})
+    );
+    assert!(response.headers.contains(&("www-authenticate".into(), "Bearer".into())));
+}
+
+#[test]
+fn case_17_basic_auth_is_no_token() {
+    let d = decide(headers_rule(), &get("/headers").with_header("authorization", "Basic eHl6"));
+    let Decision::Deny { response, .. } = &d else { panic!("{d:?}") };
+    assert_eq!(response.status, 401);
+    assert!(response.headers.contains(&("www-authenticate".into(), "Bearer".into())));
+}
+
+#[test]
+fn case_18_lowercase_bearer() {
+    let req = get("/headers").with_header("authorization", &format!("bearer {}", rs256(good_claims())));
+    assert_eq!(status(&decide(headers_rule(), &req)), 200);
+}
+
+fn with_claims(claims: Value) -> u16 {
+    status(&decide(headers_rule(), &bearer(get("/headers"), &rs256(claims))))
+}
+
+fn merged(extra: Value) -> Value {
+    let mut c = good_claims();
+    for (k, v) in extra.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+#[test]
+fn cases_20_to_24_time_claims() {
+    assert_eq!(with_claims(merged(json!({"exp": NOW_SECS - 1}))), 401);
+    assert_eq!(with_claims(merged(json!({"exp": NOW_SECS}))), 200);
+    assert_eq!(with_claims(merged(json!({"nbf": NOW_SECS + 5}))), 401);
+    assert_eq!(with_claims(merged(json!({"iat": NOW_SECS + 5}))), 401);
+    assert_eq!(with_claims(merged(json!({"exp": null}))), 200);
+    assert_eq!(with_claims(merged(json!({"exp": "9999999999"}))), 401);
+}
+
+#[test]
+fn clock_skew_option_widens_windows() {
+    let mut cfg = load(vec![apirule("httpbin", HOST, headers_rule())]);
+    cfg.policy.clock_skew_secs = 30;
+    let req = bearer(get("/headers"), &rs256(merged(json!({"exp": NOW_SECS - 20}))));
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS, &default_cache())), 200);
+}
+
+#[test]
+fn cases_25_to_27_issuers() {
+    let rules = |issuers: Value| json!([jwt_rule("/headers", &["GET"], json!({"trusted_issuers": issuers}))]);
+    let req = |iss: Value| bearer(get("/headers"), &rs256(merged(json!({"iss": iss}))));
+    assert_eq!(status(&decide(rules(json!(["https://idp/"])), &req(json!("https://idp")))), 401);
+    assert_eq!(status(&decide(rules(json!([])), &req(Value::Null))), 200);
+    assert_eq!(status(&decide(rules(json!(["https://a", "https://b"])), &req(json!("https://b")))), 200);
+}
+
+#[test]
+fn cases_28_29_audience() {
+    let rules = |aud: Value| json!([jwt_rule("/headers", &["GET"], json!({"target_audience": aud}))]);
+    let req = |aud: Value| bearer(get("/headers"), &rs256(merged(json!({"aud": aud}))));
+    assert_eq!(status(&decide(rules(json!(["a", "b"])), &req(json!(["a"])))), 401);
+    assert_eq!(status(&decide(rules(json!(["a"])), &req(json!("a")))), 200);
+}
+
+#[test]
+fn cases_30_to_38_scopes() {
+    let rules = |required: Value, strategy: Option<&str>| {
+        let mut extra = json!({"required_scope": required});
+        if let Some(s) = strategy {
+            extra["scope_strategy"] = json!(s);
+        }
+        json!([jwt_rule("/headers", &["GET"], extra)])
+    };
+    let req = |claims: Value| bearer(get("/headers"), &rs256(merged(claims)));
+    let d = |required: Value, strategy: Option<&str>, claims: Value| status(&decide(rules(required, strategy), &req(claims)));
+    assert_eq!(d(json!(["read"]), None, json!({"scp": ["read", "write"]})), 200); // 30
+    assert_eq!(d(json!(["read"]), None, json!({"scope": "write read"})), 200); // 31
+    assert_eq!(d(json!(["read"]), None, json!({"scp": [], "scope": "read"})), 401); // 32
+    assert_eq!(d(json!(["read", "write"]), None, json!({"scp": ["read"]})), 401); // 33
+    assert_eq!(d(json!(["orders.read"]), None, json!({"scp": ["orders.*"]})), 200); // 34 (wildcard default)
+    assert_eq!(d(json!(["orders"]), None, json!({"scp": ["orders.*"]})), 401);
+    assert_eq!(d(json!(["anything"]), None, json!({"scp": ["*"]})), 200); // 35
+    assert_eq!(d(json!(["orders.read"]), Some("hierarchic"), json!({"scp": ["orders"]})), 200); // 36
+    assert_eq!(d(json!(["orders"]), Some("hierarchic"), json!({"scp": ["orders.read"]})), 401);
+    assert_eq!(d(json!(["orders.read"]), Some("exact"), json!({"scp": ["orders"]})), 401); // 37
+    assert_eq!(d(json!(["x"]), Some("none"), json!({"scp": ["x"]})), 401); // 38
+    assert_eq!(d(json!([]), Some("none"), json!({})), 200);
+}
+
+#[test]
+fn case_39_key_in_second_jwks() {
+    let second = "https://other.example.com/keys";
+    let rules = json!([jwt_rule("/headers", &["GET"], json!({"jwks_urls": [JWKS_URL, second]}))]);
+    let cfg = load(vec![apirule("httpbin", HOST, rules)]);
+    let mut cache = KeyCache::default();
+    let set = |v: Value| apirule_wasm::jwt::jwks::parse_jwks(v.to_string().as_bytes()).unwrap();
+    cache.fetch_started(JWKS_URL, NOW_MS);
+    cache.fetch_succeeded(JWKS_URL, set(json!({"keys": [ec_public_jwk("e1")]})), NOW_MS);
+    cache.fetch_started(second, NOW_MS);
+    cache.fetch_succeeded(second, set(json!({"keys": [rsa_public_jwk("k1")]})), NOW_MS);
+    let req = bearer(get("/headers"), &rs256(good_claims()));
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS, &cache)), 200);
+}
+
+#[test]
+fn case_40_no_kid() {
+    let token = mint(json!({"alg": "RS256"}), good_claims(), Signer::Rsa);
+    assert_eq!(status(&decide(headers_rule(), &bearer(get("/headers"), &token))), 401);
+}
+
+#[test]
+fn case_41_unknown_kid_refetches_once_then_denies() {
+    let cfg = load(vec![apirule("httpbin", HOST, headers_rule())]);
+    let mut cache = default_cache();
+    let token = mint(json!({"alg": "RS256", "kid": "rotated"}), good_claims(), Signer::Rsa);
+    let req = bearer(get("/headers"), &token);
+    // Within min_refetch of the last fetch: no refetch, deny at once.
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS + 1, &cache)), 401);
+    // Later: the filter asks for a refetch ...
+    let later = NOW_MS + 60_000;
+    assert_eq!(cfg.policy.decide(&req, later, &cache), Decision::NeedKeys { urls: vec![JWKS_URL.into()] });
+    // ... and after it (still without the kid) denies.
+    cache.fetch_started(JWKS_URL, later);
+    cache.fetch_succeeded(JWKS_URL, Default::default(), later + 5);
+    let d = cfg.policy.decide(&req, later + 5, &cache);
+    let Decision::Deny { response, .. } = &d else { panic!("{d:?}") };
+    assert!(response.headers.contains(&("www-authenticate".into(), "Bearer error=\"invalid_token\"".into())));
+}
+
+#[test]
+fn case_42_jwk_without_use_sig_is_never_selected() {
+    let cfg = load(vec![apirule("httpbin", HOST, headers_rule())]);
+    let mut jwk = rsa_public_jwk("k1");
+    jwk.as_object_mut().unwrap().remove("use");
+    let cache = cache_with(json!({"keys": [jwk]}));
+    let req = bearer(get("/headers"), &rs256(good_claims()));
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS, &cache)), 401);
+    let mut jwk = rsa_public_jwk("k1");
+    jwk["use"] = json!("enc");
+    let cache = cache_with(json!({"keys": [jwk]}));
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS, &cache)), 401);
+}
+
+#[test]
+fn case_43_alg_none_never_verifies() {
+    let rules = json!([jwt_rule("/headers", &["GET"], json!({}))]);
+    let token = mint(json!({"alg": "none", "kid": "k1"}), good_claims(), Signer::Nothing);
+    assert_eq!(status(&decide(rules, &bearer(get("/headers"), &token))), 401);
+    // Listing it is refused at load: it can never work.
+    let bad = json!([jwt_rule("/headers", &["GET"], json!({"allowed_algorithms": ["none"]}))]);
+    assert!(try_load(json!({"apiRules": [apirule("a", HOST, bad)]})).is_err());
+}
+
+#[test]
+fn case_44_es256_needs_allowed_algorithms() {
+    let token = mint(json!({"alg": "ES256", "kid": "e1"}), good_claims(), Signer::Ec);
+    assert_eq!(status(&decide(headers_rule(), &bearer(get("/headers"), &token))), 401);
+    let rules = json!([jwt_rule("/headers", &["GET"], json!({"allowed_algorithms": ["ES256"]}))]);
+    assert_eq!(status(&decide(rules, &bearer(get("/headers"), &token))), 200);
+}
+
+#[test]
+fn case_45_alg_and_key_type_must_agree() {
+    let rules = json!([jwt_rule("/headers", &["GET"], json!({"allowed_algorithms": ["RS256", "ES256"]}))]);
+    // RS256 header but the kid names the EC key.
+    let token = mint(json!({"alg": "RS256", "kid": "e1"}), good_claims(), Signer::Rsa);
+    assert_eq!(status(&decide(rules, &bearer(get("/headers"), &token))), 401);
+}
+
+#[test]
+fn case_46_hs256_with_rsa_public_key_bytes_is_rejected() {
+    let rules = json!([jwt_rule("/headers", &["GET"], json!({"allowed_algorithms": ["RS256", "HS256"]}))]);
+    let public_pem = rsa_public_pem();
+    let token = mint(json!({"alg": "HS256", "kid": "k1"}), good_claims(), Signer::Hmac(public_pem.as_bytes()));
+    assert_eq!(status(&decide(rules, &bearer(get("/headers"), &token))), 401);
+}
+
+#[test]
+fn tampered_signature_and_payload_are_rejected() {
+    let token = rs256(good_claims());
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = b64(merged(json!({"sub": "admin"})).to_string().as_bytes());
+    let swapped = parts.join(".");
+    assert_eq!(status(&decide(headers_rule(), &bearer(get("/headers"), &swapped))), 401);
+    let cut = &token[..token.len() - 3];
+    assert_eq!(status(&decide(headers_rule(), &bearer(get("/headers"), cut))), 401);
+}
+
+#[test]
+fn case_47_no_keys_yet_needs_keys_then_denies_after_failure() {
+    let cfg = load(vec![apirule("httpbin", HOST, headers_rule())]);
+    let mut cache = KeyCache::default();
+    let req = bearer(get("/headers"), &rs256(good_claims()));
+    assert_eq!(cfg.policy.decide(&req, NOW_MS, &cache), Decision::NeedKeys { urls: vec![JWKS_URL.into()] });
+    cache.fetch_started(JWKS_URL, NOW_MS);
+    // While in flight, later requests wait too (one fetch per URL).
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS + 10, &cache)), 0);
+    cache.fetch_failed(JWKS_URL, "connection refused".into(), NOW_MS + 20);
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS + 20, &cache)), 401);
+}
+
+#[test]
+fn case_48_stale_keys_serve_during_outage() {
+    let cfg = load(vec![apirule("httpbin", HOST, headers_rule())]);
+    let mut cache = default_cache();
+    let later = NOW_MS + 400_000; // past the 300 s TTL
+    cache.fetch_started(JWKS_URL, later);
+    cache.fetch_failed(JWKS_URL, "timeout".into(), later + 1000);
+    let req = bearer(get("/headers"), &rs256(merged(json!({"exp": NOW_SECS + 7200}))));
+    assert_eq!(status(&cfg.policy.decide(&req, later + 1000, &cache)), 200);
+}
+
+#[test]
+fn cases_49_to_53_token_locations() {
+    let token = rs256(good_claims());
+    let from = |source: Value| json!([jwt_rule("/headers", &["GET"], json!({"token_from": source}))]);
+    let header = from(json!({"header": "X-Token"}));
+    assert_eq!(status(&decide(header.clone(), &get("/headers").with_header("x-token", &token))), 200); // 49
+    let prefixed = get("/headers").with_header("x-token", &format!("Bearer {token}"));
+    assert_eq!(status(&decide(header, &prefixed)), 401); // 50
+    let lower = from(json!({"header": "authorization"}));
+    assert_eq!(status(&decide(lower, &bearer(get("/headers"), &token))), 401); // 51
+    let exact = from(json!({"header": "Authorization"}));
+    assert_eq!(status(&decide(exact, &bearer(get("/headers"), &token))), 200);
+    let query = from(json!({"query_parameter": "t"}));
+    assert_eq!(status(&decide(query, &get(&format!("/headers?t={token}")))), 200); // 52
+    let cookie = from(json!({"cookie": "c"}));
+    assert_eq!(status(&decide(cookie, &get("/headers").with_header("cookie", &format!("a=b; c={token}")))), 200); // 53
+}
+
+#[test]
+fn case_54_noop_forwards_without_token() {
+    let rules = json!([rule("/x", &["GET"], "noop", None)]);
+    assert_eq!(status(&decide(rules, &get("/x").with_header("authorization", "Basic abc"))), 200);
+}
+
+#[test]
+fn case_55_anonymous_with_authorization_is_401() {
+    let rules = json!([rule("/x", &["GET"], "anonymous", None)]);
+    assert_eq!(status(&decide(rules.clone(), &get("/x"))), 200);
+    assert_eq!(status(&decide(rules, &get("/x").with_header("authorization", "Bearer x"))), 401);
+}
+
+#[test]
+fn unauthorized_handler_is_401() {
+    let rules = json!([rule("/x", &["GET"], "unauthorized", None)]);
+    assert_eq!(status(&decide(rules, &get("/x"))), 401);
+}
+
+#[test]
+fn anonymous_then_unauthorized_pipeline() {
+    // anonymous is not responsible with a header; unauthorized then fails: 401.
+    let rules = json!([{"path": "/x", "methods": ["GET"],
+                        "accessStrategies": [{"handler": "anonymous"}, {"handler": "unauthorized"}]}]);
+    assert_eq!(status(&decide(rules.clone(), &get("/x"))), 200);
+    assert_eq!(status(&decide(rules, &get("/x").with_header("authorization", "x"))), 401);
+}
+
+#[test]
+fn two_jwt_strategies_first_failure_stops() {
+    let second = "https://other.example.com/keys";
+    let rules = json!([{"path": "/x", "methods": ["GET"], "accessStrategies": [
+        {"handler": "jwt", "config": {"jwks_urls": [JWKS_URL], "trusted_issuers": ["https://nobody"]}},
+        {"handler": "jwt", "config": {"jwks_urls": [second]}}]}]);
+    let cfg = load(vec![apirule("httpbin", HOST, rules)]);
+    // The first strategy is responsible (a token is present) and fails: 401 without trying the
+    // second (Oathkeeper §2.8), so no fetch of the second URL is asked for either.
+    let d = cfg.policy.decide(&bearer(get("/x"), &rs256(good_claims())), NOW_MS, &default_cache());
+    assert_eq!(status(&d), 401);
+}
+
+#[test]
+fn cases_56_57_allow_and_no_auth_methods() {
+    let allow = json!([rule("/x", &["GET"], "allow", None)]);
+    assert_eq!(status(&decide(allow, &Request::new("DELETE", HOST, "/x"))), 200);
+    let no_auth = json!([rule("/x", &["GET"], "no_auth", None)]);
+    assert_eq!(status(&decide(no_auth.clone(), &Request::new("GET", HOST, "/x"))), 200);
+    let d = decide(no_auth, &Request::new("DELETE", HOST, "/x"));
+    assert_eq!(status(&d), 404);
+    assert!(body(&d).is_null());
+}
+
+#[test]
+fn case_60_dot_segments_cannot_escape_a_public_prefix() {
+    let rules = json!([rule("/public/.*", &["GET"], "no_auth", None), jwt_rule("/admin", &["GET"], json!({}))]);
+    for path in ["/public/../admin", "/public/%2e%2e/admin", "/public/./../admin"] {
+        assert_eq!(status(&decide(rules.clone(), &get(path))), 401, "{path}");
+    }
+    // And an encoded slash cannot climb at the access-rule stage either.
+    let rules = json!([rule("/.*", &["GET"], "noop", None), rule("/admin", &["POST"], "unauthorized", None)]);
+    assert_eq!(status(&decide(rules, &Request::new("POST", HOST, "/x%2F..%2Fadmin"))), 401);
+}
+
+#[test]
+fn normalised_path_is_forwarded() {
+    let rules = json!([rule("/public/.*", &["GET"], "no_auth", None)]);
+    let d = decide(rules, &get("/public/a/../b?q=1"));
+    let Decision::Allow { set_headers, .. } = d else { panic!("{d:?}") };
+    assert!(set_headers.contains(&(":path".into(), "/public/b?q=1".into())));
+}
+
+#[test]
+fn malformed_percent_encoding_is_400() {
+    let rules = json!([rule("/.*", &["GET"], "no_auth", None)]);
+    assert_eq!(status(&decide(rules, &get("/a%zz"))), 400);
+}
+
+#[test]
+fn several_hosts_in_one_plugin() {
+    let cfg = load(vec![
+        apirule("one", "one.example.com", json!([rule("/.*", &["GET"], "noop", None)])),
+        apirule("two", "two.example.com", json!([rule("/.*", &["GET"], "unauthorized", None)])),
+    ]);
+    let d = |host: &str| status(&cfg.policy.decide(&Request::new("GET", host, "/x"), NOW_MS, &default_cache()));
+    assert_eq!(d("one.example.com"), 200);
+    assert_eq!(d("two.example.com"), 401);
+    assert_eq!(d("three.example.com"), 200);
+}
+
+#[test]
+fn hostile_tokens_never_panic_and_deny() {
+    let junk = [
+        "a.b.c",
+        "..",
+        "....",
+        "e30.e30.",
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.bm90anNvbg.sig",
+        "\u{0}\u{1}",
+        &"A".repeat(20_000),
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.e30.%%%",
+    ];
+    for t in junk {
+        assert_eq!(status(&decide(headers_rule(), &bearer(get("/headers"), t))), 401, "{t:.40}");
+    }
+    let non_utf8 = Request { headers: vec![("authorization".into(), b"Bearer \xff\xfe".to_vec())], ..get("/headers") };
+    assert_eq!(status(&decide(headers_rule(), &non_utf8)), 401);
+}
