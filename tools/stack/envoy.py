@@ -2,15 +2,21 @@
 
 One function, used by `make run` and by every end-to-end test, so that what we test is what we run.
 """
+import ipaddress
 import json
 
 WASM_FILTER = "envoy.filters.http.wasm"
 
 
 def _cluster(name, host, port):
+    try:
+        ipaddress.ip_address(host)
+        kind = {"type": "STATIC"}
+    except ValueError:  # a DNS name (docker-compose service names): resolve it, IPv4 only
+        kind = {"type": "STRICT_DNS", "dns_lookup_family": "V4_ONLY"}
     return {
         "name": name,
-        "type": "STATIC",
+        **kind,
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": name,
@@ -21,28 +27,48 @@ def _cluster(name, host, port):
 
 
 def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstream,
-                     clusters=None, routes=None, vm_id="apirule"):
+                     clusters=None, routes=None, vm_id="apirule", virtual_hosts=None,
+                     listen_address="127.0.0.1", strip_host_port=False):
     """Return the bootstrap as a dict (dump it with json.dumps; Envoy reads JSON as YAML).
 
-    upstream:  (host, port) of the default backend, cluster name "backend".
+    upstream:  (host, port) of the default backend, cluster name "backend"; None for no default
+               backend (a request for a host no virtual host names then gets Envoy's 404, as at an
+               Istio gateway without a VirtualService for that host).
     clusters:  {name: (host, port)} for JWKS servers etc.; the plugin config's jwks.clusters refers
-               to these names.
+               to these names. host is an IP (STATIC) or a DNS name (STRICT_DNS, e.g. a
+               docker-compose service).
     routes:    optional [(prefix, cluster_name)] tried before the catch-all route to "backend"; lets
                several workloads sit behind one listener, as Istio's VirtualServices would.
+    virtual_hosts: optional [(domains, cluster_name)]: host-based routing, one Envoy virtual host
+               per entry sending every path to cluster_name (Istio's VirtualService per APIRule
+               host); tried before the "*" virtual host that holds routes and the default backend.
+    listen_address: address of the listener and the admin interface ("0.0.0.0" in a container).
+    strip_host_port: remove any ":port" from Host/:authority before routing and before the filter
+               sees it (HCM strip_any_host_port), so a client of a gateway on a non-default port
+               presents the same Host as a client of the real gateway on 443.
     """
-    all_clusters = [_cluster("backend", upstream[0], upstream[1])]
+    all_clusters = []
+    if upstream is not None:
+        all_clusters.append(_cluster("backend", upstream[0], upstream[1]))
     for name, (host, port) in (clusters or {}).items():
         all_clusters.append(_cluster(name, host, port))
     route_list = []
     for prefix, cluster in routes or []:
         route_list.append({"match": {"prefix": prefix}, "route": {"cluster": cluster, "timeout": "30s"}})
-    route_list.append({"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}})
+    if upstream is not None:
+        route_list.append({"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}})
+    vhosts = []
+    for domains, cluster in virtual_hosts or []:
+        vhosts.append({"name": domains[0], "domains": list(domains),
+                       "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "30s"}}]})
+    if route_list:
+        vhosts.append({"name": "all", "domains": ["*"], "routes": route_list})
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "ingress",
         # Istio's gateway default (pathNormalization BASE): RFC 3986 dot-segment removal.
         "normalize_path": True,
-        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": route_list}]},
+        "route_config": {"virtual_hosts": vhosts},
         "http_filters": [
             {
                 "name": WASM_FILTER,
@@ -68,12 +94,14 @@ def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstr
              "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
         ],
     }
+    if strip_host_port:
+        hcm["strip_any_host_port"] = True
     return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "admin": {"address": {"socket_address": {"address": listen_address, "port_value": admin_port}}},
         "static_resources": {
             "listeners": [{
                 "name": "ingress",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
+                "address": {"socket_address": {"address": listen_address, "port_value": listen_port}},
                 "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
                                                 "typed_config": hcm}]}],
             }],
