@@ -25,7 +25,10 @@ fn unknown_api_version() {
     let mut r = apirule("httpbin", HOST, json!([rule("/.*", &["GET"], "noop", None)]));
     r["apiVersion"] = json!("gateway.kyma-project.io/v2");
     let e = error_of(json!({"apiRules": [r]}));
-    assert!(e.starts_with("APIRule default/httpbin: apiVersion: gateway.kyma-project.io/v2 is not supported yet"), "{e}");
+    assert!(
+        e.starts_with("APIRule default/httpbin: apiVersion: gateway.kyma-project.io/v2 is not supported yet"),
+        "{e}"
+    );
     let mut r = apirule("httpbin", HOST, json!([]));
     r["apiVersion"] = json!("networking.istio.io/v1");
     assert!(error_of(json!({"apiRules": [r]})).contains("is not an APIRule apiVersion"));
@@ -34,9 +37,15 @@ fn unknown_api_version() {
 #[test]
 fn unsupported_handlers() {
     let e = error_for(json!([rule("/.*", &["GET"], "magic", None)]));
-    assert_eq!(e, "APIRule default/httpbin: spec.rules[0].accessStrategies[0].handler: Unsupported accessStrategy: magic");
+    assert_eq!(
+        e,
+        "APIRule default/httpbin: spec.rules[0].accessStrategies[0].handler: Unsupported accessStrategy: magic"
+    );
     let e = error_for(json!([rule("/.*", &["GET"], "oauth2_introspection", None)]));
-    assert!(e.contains("spec.rules[0].accessStrategies[0].handler: handler oauth2_introspection is not supported"), "{e}");
+    assert!(
+        e.contains("spec.rules[0].accessStrategies[0].handler: handler oauth2_introspection is not supported"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -51,7 +60,8 @@ fn duplicate_path_and_method() {
     assert!(e.contains("spec.rules[1]: multiple rules defined for the same path and method: /a POST"), "{e}");
     // Same path, different methods: fine (case 13).
     assert!(try_load(json!({"apiRules": [apirule("a", HOST, json!([
-        rule("/a", &["GET"], "noop", None), rule("/a", &["POST"], "noop", None)]))]})).is_ok());
+        rule("/a", &["GET"], "noop", None), rule("/a", &["POST"], "noop", None)]))]}))
+    .is_ok());
 }
 
 #[test]
@@ -80,9 +90,11 @@ fn jwt_config_types() {
 
 #[test]
 fn handler_combinations() {
-    let two = |a: &str, b: &str| json!([{"path": "/.*", "methods": ["GET"], "accessStrategies": [
+    let two = |a: &str, b: &str| {
+        json!([{"path": "/.*", "methods": ["GET"], "accessStrategies": [
         {"handler": a, "config": if a == "jwt" { jwt_config(json!({})) } else { json!({}) }},
-        {"handler": b}]}]);
+        {"handler": b}]}])
+    };
     let e = error_for(two("jwt", "noop"));
     assert!(e.contains("spec.rules[0].accessStrategies: handler noop cannot be combined"), "{e}");
     let e = error_for(two("jwt", "anonymous"));
@@ -105,11 +117,15 @@ fn hosts() {
     let rules = json!([rule("/.*", &["GET"], "noop", None)]);
     let e = error_of(json!({"apiRules": [apirule("a", "httpbin", rules.clone())]}));
     assert!(e.contains("spec.host: is a short host name; set the plugin option defaultDomain"), "{e}");
-    let cfg = try_load(json!({"apiRules": [apirule("a", "httpbin", rules.clone())], "defaultDomain": "Local.Kyma.dev"}))
-        .unwrap();
+    let cfg =
+        try_load(json!({"apiRules": [apirule("a", "httpbin", rules.clone())], "defaultDomain": "Local.Kyma.dev"}))
+            .unwrap();
     assert_eq!(cfg.policy.hosts[0].host, "httpbin.local.kyma.dev");
     let e = error_of(json!({"apiRules": [apirule("a", HOST, rules.clone()), apirule("b", HOST, rules.clone())]}));
-    assert!(e.contains("APIRule default/b: spec.host: host api.example.com is already used by APIRule default/a"), "{e}");
+    assert!(
+        e.contains("APIRule default/b: spec.host: host api.example.com is already used by APIRule default/a"),
+        "{e}"
+    );
     let e = error_of(json!({"apiRules": [apirule("a", "bad host!", rules)]}));
     assert!(e.contains("spec.host: must be a host name"), "{e}");
 }
@@ -147,7 +163,9 @@ fn plugin_options() {
     assert_eq!(cfg.cache.ttl_ms, 60_000);
     assert_eq!(cfg.cache.fetch_timeout_ms, 500);
     assert_eq!(cfg.policy.clock_skew_secs, 10);
-    let e = error_of(json!({"apiRules": [apirule("a", HOST, rules.clone())], "jwks": {"clusters": {"https://typo/keys": "idp"}}}));
+    let e = error_of(
+        json!({"apiRules": [apirule("a", HOST, rules.clone())], "jwks": {"clusters": {"https://typo/keys": "idp"}}}),
+    );
     assert!(e.contains("jwks.clusters: https://typo/keys is not a jwks_urls entry"), "{e}");
     let e = error_of(json!({"apiRules": [apirule("a", HOST, rules.clone())], "clockSkew": 3}));
     assert!(e.contains("plugin configuration: clockSkew: unknown field"), "{e}");

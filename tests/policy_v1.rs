@@ -217,7 +217,9 @@ fn cases_30_to_38_scopes() {
         json!([jwt_rule("/headers", &["GET"], extra)])
     };
     let req = |claims: Value| bearer(get("/headers"), &rs256(merged(claims)));
-    let d = |required: Value, strategy: Option<&str>, claims: Value| status(&decide(rules(required, strategy), &req(claims)));
+    let d = |required: Value, strategy: Option<&str>, claims: Value| {
+        status(&decide(rules(required, strategy), &req(claims)))
+    };
     assert_eq!(d(json!(["read"]), None, json!({"scp": ["read", "write"]})), 200); // 30
     assert_eq!(d(json!(["read"]), None, json!({"scope": "write read"})), 200); // 31
     assert_eq!(d(json!(["read"]), None, json!({"scp": [], "scope": "read"})), 401); // 32
@@ -370,7 +372,8 @@ fn cases_49_to_53_token_locations() {
     let query = from(json!({"query_parameter": "t"}));
     assert_eq!(status(&decide(query, &get(&format!("/headers?t={token}")))), 200); // 52
     let cookie = from(json!({"cookie": "c"}));
-    assert_eq!(status(&decide(cookie, &get("/headers").with_header("cookie", &format!("a=b; c={token}")))), 200); // 53
+    assert_eq!(status(&decide(cookie, &get("/headers").with_header("cookie", &format!("a=b; c={token}")))), 200);
+    // 53
 }
 
 #[test]
