@@ -79,9 +79,12 @@ pub(super) fn apply(decision: &Decision, req: &Request, resume: bool) -> Action 
         }
         // Never final: callers handle it before calling apply. Fail closed if it ever gets here.
         Decision::NeedKeys { .. } => {
-            let r = render(401, ErrorStyle::OathkeeperJson, None, true);
-            let _ = hostcalls::send_http_response(401, vec![("content-type", "application/json")], Some(&r.body));
-            Action::Pause
+            let deny = Decision::Deny {
+                rule: None,
+                reason: "keys still missing".into(),
+                response: render(401, ErrorStyle::OathkeeperJson, request_id(req).as_deref(), true),
+            };
+            apply(&deny, req, resume)
         }
     }
 }
