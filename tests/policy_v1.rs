@@ -250,6 +250,33 @@ fn case_39_key_in_second_jwks() {
 }
 
 #[test]
+fn first_url_wins_even_when_a_later_set_arrived_first() {
+    let second = "https://other.example.com/keys";
+    let rules = json!([jwt_rule("/headers", &["GET"], json!({"jwks_urls": [JWKS_URL, second]}))]);
+    let cfg = load(vec![apirule("httpbin", HOST, rules)]);
+    let set = |v: Value| apirule_wasm::jwt::jwks::parse_jwks(v.to_string().as_bytes()).unwrap();
+    let mut cache = KeyCache::default();
+    cache.fetch_started(second, NOW_MS);
+    cache.fetch_succeeded(second, set(json!({"keys": [rsa_public_jwk("k1")]})), NOW_MS);
+    let req = bearer(get("/headers"), &rs256(good_claims()));
+    // The first URL could still publish another `k1`: wait for it rather than race.
+    assert_eq!(cfg.policy.decide(&req, NOW_MS, &cache), Decision::NeedKeys { urls: vec![JWKS_URL.into()] });
+    // It publishes a different key under `k1`: that one is the first and the token fails.
+    cache.fetch_started(JWKS_URL, NOW_MS);
+    let mut other = ec_public_jwk("k1");
+    other["kty"] = json!("EC");
+    cache.fetch_succeeded(JWKS_URL, set(json!({"keys": [other]})), NOW_MS + 5);
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS + 5, &cache)), 401);
+    // Had it failed instead, the second URL's key would serve.
+    let mut cache2 = KeyCache::default();
+    cache2.fetch_started(second, NOW_MS);
+    cache2.fetch_succeeded(second, set(json!({"keys": [rsa_public_jwk("k1")]})), NOW_MS);
+    cache2.fetch_started(JWKS_URL, NOW_MS);
+    cache2.fetch_failed(JWKS_URL, "down".into(), NOW_MS + 5);
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS + 5, &cache2)), 200);
+}
+
+#[test]
 fn case_40_no_kid() {
     let token = mint(json!({"alg": "RS256"}), good_claims(), Signer::Rsa);
     assert_eq!(status(&decide(headers_rule(), &bearer(get("/headers"), &token))), 401);

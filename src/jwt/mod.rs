@@ -92,20 +92,31 @@ fn verify(
     Ok(claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned))
 }
 
-/// The first signing key with `kid` over `jwks_urls` in order. When no usable set has it, waits
-/// for fetches that can still help (missing sets, or a refetch for an unknown kid).
+/// The first signing key with `kid` over `jwks_urls` in order. A later URL's key only counts once
+/// every earlier URL is settled, so the answer never depends on which fetch lands first. When no
+/// usable set has the kid, waits for fetches that can still help (missing sets, or a refetch for
+/// an unknown kid).
 fn find_key(rule: &JwtRule, kid: &str, now_ms: u64, keys: &dyn KeyStore) -> Result<jwks::PublicKey, Failure> {
+    let mut earlier_pending: Vec<String> = Vec::new();
     for url in &rule.jwks_urls {
-        if let Some(jwk) = keys.usable(url, now_ms).and_then(|set| set.signing_key(kid).map(|k| k.key.clone())) {
-            return Ok(jwk);
+        match keys.usable(url, now_ms) {
+            Some(set) => {
+                if let Some(jwk) = set.signing_key(kid) {
+                    if earlier_pending.is_empty() {
+                        return Ok(jwk.key.clone());
+                    }
+                    return Err(Failure::NeedKeys(earlier_pending));
+                }
+            }
+            None if keys.may_fetch(url, now_ms) => earlier_pending.push(url.clone()),
+            None => {}
         }
     }
     let wait: Vec<String> = rule.jwks_urls.iter().filter(|u| keys.may_fetch(u, now_ms)).cloned().collect();
     if !wait.is_empty() {
         return Err(Failure::NeedKeys(wait));
     }
-    let any_keys = rule.jwks_urls.iter().any(|u| keys.usable(u, now_ms).is_some());
-    if any_keys {
+    if rule.jwks_urls.iter().any(|u| keys.usable(u, now_ms).is_some()) {
         reject(format!("no signing key with kid {kid:?}"))
     } else {
         reject("no JWKS could be fetched")
