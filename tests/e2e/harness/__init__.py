@@ -1,0 +1,1 @@
+"""Helpers for the end-to-end tests: tokens, a JWKS server, an upstream recorder, Envoy + client."""

