@@ -1,6 +1,6 @@
 //! Where the token comes from (Oathkeeper `token_from`, reference §2.3).
 
-use crate::policy::path::split_query;
+use crate::policy::path::{hex, split_query};
 use crate::policy::request::Request;
 
 /// A configured token location.
@@ -34,10 +34,6 @@ fn bearer(value: &[u8]) -> Option<String> {
     let value = String::from_utf8_lossy(value);
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.to_owned())
-}
-
-fn hex(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 /// `application/x-www-form-urlencoded` decoding as Go's `url.QueryUnescape`: `+` is a space; a

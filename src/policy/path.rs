@@ -22,7 +22,8 @@ pub fn split_query(raw: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
+/// The value of one hex digit (shared with query-string decoding).
+pub(crate) fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
