@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 ENVOY := $(VENV)/bin/envoy
 NODE_MODULES := run/oidc/node_modules
 
-.PHONY: all wasm envoy deps test test-unit test-e2e lint run bench clean cli
+.PHONY: all wasm envoy deps test test-unit test-e2e lint run bench clean cli wrk docker-compose
 
 all: wasm
 
@@ -56,7 +56,10 @@ lint:
 run: wasm deps
 	$(PY) run/stack.py
 
-bench: wasm envoy
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+bench: wasm envoy wrk
 	$(PY) bench/bench.py
 
 clean:
