@@ -22,20 +22,41 @@ impl HttpFilter {
     }
 }
 
+/// Why the request could not be read; answered without asking the policy.
+enum SnapshotError {
+    /// The host refused to hand out the headers.
+    Unreadable,
+    /// `:authority`, `:method` or `:path` is not UTF-8: nothing can be decided on it. Carries
+    /// what could be read, to tell whether an APIRule governs the host.
+    NotUtf8(Request),
+}
+
 /// Reads the request headers as raw bytes (header values may hold non-UTF-8 octets; reading
 /// them as strings would trap the VM).
-fn snapshot() -> Option<Request> {
-    let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).ok()?;
+fn snapshot() -> Result<Request, SnapshotError> {
+    let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_err(|_| SnapshotError::Unreadable)?;
     let mut req = Request::default();
+    let text = |v: Vec<u8>| String::from_utf8(v);
+    let mut not_utf8 = false;
     for (name, value) in pairs {
-        match name.as_str() {
-            ":authority" => req.authority = String::from_utf8_lossy(&value).into_owned(),
-            ":method" => req.method = String::from_utf8_lossy(&value).into_owned(),
-            ":path" => req.path = String::from_utf8_lossy(&value).into_owned(),
-            _ => req.headers.push((name, value)),
+        let field = match name.as_str() {
+            ":authority" => &mut req.authority,
+            ":method" => &mut req.method,
+            ":path" => &mut req.path,
+            _ => {
+                req.headers.push((name, value));
+                continue;
+            }
+        };
+        match text(value) {
+            Ok(v) => *field = v,
+            Err(_) => not_utf8 = true,
         }
     }
-    Some(req)
+    if not_utf8 {
+        return Err(SnapshotError::NotUtf8(req));
+    }
+    Ok(req)
 }
 
 /// Carries out a final decision for the request of the current effective context. `resume` is
@@ -101,10 +122,28 @@ impl Context for HttpFilter {
 
 impl HttpContext for HttpFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(req) = snapshot() else {
-            let r = render(500, ErrorStyle::OathkeeperJson, None, false);
-            let _ = hostcalls::send_http_response(500, vec![("content-type", "application/json")], Some(&r.body));
-            return Action::Pause;
+        let req = match snapshot() {
+            Ok(req) => req,
+            Err(SnapshotError::Unreadable) => {
+                return apply(&internal_error(&Request::default()), &Request::default(), false)
+            }
+            Err(SnapshotError::NotUtf8(partial)) => {
+                let governed = self
+                    .shared
+                    .try_borrow()
+                    .ok()
+                    .and_then(|s| s.config.clone())
+                    .is_none_or(|c| partial.authority.is_empty() || c.policy.governs(&partial.authority));
+                if !governed {
+                    return apply(&Decision::PassThrough, &partial, false);
+                }
+                let deny = Decision::Deny {
+                    rule: None,
+                    reason: "request line is not UTF-8".into(),
+                    response: render(400, ErrorStyle::OathkeeperJson, request_id(&partial).as_deref(), false),
+                };
+                return apply(&deny, &partial, false);
+            }
         };
         let now = now_ms();
         let (decision, root_id) = {
@@ -146,7 +185,7 @@ fn request_id(req: &Request) -> Option<String> {
 fn internal_error(req: &Request) -> Decision {
     Decision::Deny {
         rule: None,
-        reason: "filter has no configuration".into(),
+        reason: "filter has no configuration or cannot read the request".into(),
         response: render(500, ErrorStyle::OathkeeperJson, request_id(req).as_deref(), false),
     }
 }

@@ -139,6 +139,12 @@ pub fn host_key(authority: &str) -> String {
 }
 
 impl Policy {
+    /// Whether an APIRule governs this `Host`/`:authority` (else requests pass through).
+    pub fn governs(&self, authority: &str) -> bool {
+        let host = host_key(authority);
+        self.hosts.iter().any(|h| h.host == host)
+    }
+
     /// Decides `req` at `now_ms` with the keys in `keys`.
     pub fn decide(&self, req: &Request, now_ms: u64, keys: &dyn KeyStore) -> Decision {
         let host = host_key(&req.authority);
