@@ -1,0 +1,99 @@
+//! APIRule v1 semantics as Kyma deployed them with Ory Oathkeeper: the VirtualService route stage,
+//! then the access-rule stage where exactly one rule must match and its authenticator pipeline
+//! runs (reference §1.6-1.8, §2.8).
+
+use super::request::Request;
+use super::response::{self, ErrorStyle};
+use super::{path, AccessRule, Authenticator, Decision, HostPolicy, Policy, RouteAction, RuleId};
+use crate::jwt::{self, AuthOutcome};
+use crate::keys::KeyStore;
+
+/// Decides a request for a host whose APIRule has Oathkeeper-era semantics.
+pub(super) fn decide(
+    policy: &Policy,
+    host_policy: &HostPolicy,
+    req: &Request,
+    now_ms: u64,
+    keys: &dyn KeyStore,
+) -> Decision {
+    let request_id = req.header("x-request-id").map(|v| String::from_utf8_lossy(v).into_owned());
+    let deny = |status: u16, style: ErrorStyle, rule: Option<&RuleId>, reason: String, token: bool| Decision::Deny {
+        rule: rule.cloned(),
+        reason,
+        response: response::render(status, style, request_id.as_deref(), token),
+    };
+
+    let (raw_path, query) = path::split_query(&req.path);
+    let normalized = match path::normalize(raw_path) {
+        Ok(p) => p,
+        Err(e) => return deny(400, ErrorStyle::BadRequest, None, format!("unusable path: {e:?}"), false),
+    };
+    let mut set_headers = vec![("x-forwarded-host".to_owned(), host_policy.host.clone())];
+    if normalized != raw_path {
+        let rewritten = match query {
+            Some(q) => format!("{normalized}?{q}"),
+            None => normalized.clone(),
+        };
+        set_headers.push((":path".to_owned(), rewritten));
+    }
+
+    // Route stage: the first route whose path (and, for no_auth, method) matches.
+    let method = req.method.to_ascii_uppercase();
+    let route = host_policy
+        .routes
+        .iter()
+        .find(|r| r.path.matches(&normalized) && r.methods.as_ref().is_none_or(|m| m.contains(&method)));
+    let Some(route) = route else {
+        return deny(404, ErrorStyle::EnvoyNoRoute, None, "no route matches path and method".into(), false);
+    };
+    if route.action == RouteAction::Forward {
+        return Decision::Allow { rule: route.rule.clone(), set_headers };
+    }
+
+    // Access-rule stage: exactly one rule of the whole pool must match.
+    let decoded = match path::decode_for_access_rules(&normalized) {
+        Ok(p) => p,
+        Err(e) => return deny(400, ErrorStyle::BadRequest, None, format!("unusable path: {e:?}"), false),
+    };
+    let matching: Vec<&AccessRule> = policy
+        .access_rules
+        .iter()
+        .filter(|r| r.host == req.authority && r.methods.contains(&method) && r.path.matches(&decoded))
+        .collect();
+    let rule = match matching.as_slice() {
+        [rule] => *rule,
+        [] => return deny(404, ErrorStyle::OathkeeperJson, Some(&route.rule), "no access rule matches".into(), false),
+        _ => {
+            let reason = format!("{} access rules match", matching.len());
+            return deny(500, ErrorStyle::OathkeeperJson, Some(&route.rule), reason, false);
+        }
+    };
+
+    // The authenticator pipeline (§2.8).
+    for authenticator in &rule.authenticators {
+        let outcome = match authenticator {
+            Authenticator::Noop => AuthOutcome::Authenticated { subject: None },
+            Authenticator::Anonymous => {
+                if req.header("authorization").is_some_and(|v| !v.is_empty()) {
+                    AuthOutcome::NotResponsible
+                } else {
+                    AuthOutcome::Authenticated { subject: Some("anonymous".into()) }
+                }
+            }
+            Authenticator::Unauthorized => AuthOutcome::Rejected("unauthorized handler".into()),
+            Authenticator::Jwt(jwt_rule) => {
+                jwt::authenticate(jwt_rule.as_ref(), req, now_ms, policy.clock_skew_secs, keys)
+            }
+        };
+        match outcome {
+            AuthOutcome::NotResponsible => continue,
+            AuthOutcome::Authenticated { .. } => return Decision::Allow { rule: rule.rule.clone(), set_headers },
+            AuthOutcome::NeedKeys(urls) => return Decision::NeedKeys { urls },
+            AuthOutcome::Rejected(reason) => {
+                let token = matches!(authenticator, Authenticator::Jwt(_));
+                return deny(401, ErrorStyle::OathkeeperJson, Some(&rule.rule), reason, token);
+            }
+        }
+    }
+    deny(401, ErrorStyle::OathkeeperJson, Some(&rule.rule), "no authenticator is responsible (no token)".into(), false)
+}
