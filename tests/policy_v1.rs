@@ -97,6 +97,16 @@ fn host_selection_ignores_case_and_port_for_direct_routes() {
 }
 
 #[test]
+fn no_spelling_of_a_governed_host_escapes_its_apirule() {
+    for authority in ["api.example.com.", "API.EXAMPLE.COM", "api.example.com.:443", "Api.Example.Com:8443"] {
+        let d = decide(headers_rule(), &bearer(Request::new("GET", authority, "/headers"), &rs256(good_claims())));
+        assert_eq!(status(&d), 404, "{authority}");
+        let d = decide(headers_rule(), &Request::new("GET", authority, "/other"));
+        assert_eq!(status(&d), 404, "{authority}");
+    }
+}
+
+#[test]
 fn case_11_access_rules_see_the_decoded_path() {
     let rules = json!([rule("/.*", &["GET"], "noop", None), rule("/a/b", &["POST"], "noop", None)]);
     let req = Request::new("POST", HOST, "/a%2Fb");

@@ -129,14 +129,16 @@ pub enum Decision {
     NeedKeys { urls: Vec<String> },
 }
 
-/// Host without `:port`, lower-case (how Envoy matches virtual hosts).
+/// Host without `:port` or a trailing dot, lower-case: how Envoy matches virtual hosts, widened so
+/// that no spelling of a governed host (`API.example.com.:443`) escapes its APIRule. Such spellings
+/// then fail the access rules' exact host match (404), as they did at Oathkeeper.
 pub fn host_key(authority: &str) -> String {
     let host = match authority.rsplit_once(':') {
         // Keep IPv6 literals like `[::1]` whole.
         Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => authority,
     };
-    host.to_ascii_lowercase()
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
 impl Policy {

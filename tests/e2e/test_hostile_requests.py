@@ -89,6 +89,12 @@ def test_odd_request_lines_never_crash(gw, request_bytes):
     assert raw(gw, request_bytes) in (0, 400, 401, 404)
 
 
+@pytest.mark.parametrize("host", [b"hostile.test.", b"HOSTILE.test", b"hostile.test.:80"])
+def test_other_spellings_of_a_governed_host_do_not_bypass_it(gw, keys, host):
+    # Without a token these would reach the backend if the filter took them for another host.
+    assert raw(gw, req(b"/bearer", host)) == 404
+
+
 def test_a_host_no_apirule_governs_passes_even_when_malformed(gw):
     # `[::1` is not an APIRule host: the filter leaves it alone (Envoy routes it to the backend).
     assert raw(gw, req(b"/bearer", b"[::1")) == 200
