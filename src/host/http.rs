@@ -8,7 +8,6 @@ use super::metrics::{self, Counter};
 use super::root::register_waiter;
 use super::{log, now_ms, SharedRef, Waiter, NOW_TICK};
 use crate::policy::request::Request;
-use crate::policy::response::{render, ErrorStyle};
 use crate::policy::Decision;
 
 pub struct HttpFilter {
@@ -100,11 +99,7 @@ pub(super) fn apply(decision: &Decision, req: &Request, resume: bool) -> Action 
         }
         // Never final: callers handle it before calling apply. Fail closed if it ever gets here.
         Decision::NeedKeys { .. } => {
-            let deny = Decision::Deny {
-                rule: None,
-                reason: "keys still missing".into(),
-                response: render(401, ErrorStyle::OathkeeperJson, request_id(req).as_deref(), true),
-            };
+            let deny = Decision::deny_outside_rules(req, 401, "keys still missing", true);
             apply(&deny, req, resume)
         }
     }
@@ -137,11 +132,7 @@ impl HttpContext for HttpFilter {
                 if !governed {
                     return apply(&Decision::PassThrough, &partial, false);
                 }
-                let deny = Decision::Deny {
-                    rule: None,
-                    reason: "request line is not UTF-8".into(),
-                    response: render(400, ErrorStyle::OathkeeperJson, request_id(&partial).as_deref(), false),
-                };
+                let deny = Decision::deny_outside_rules(&partial, 400, "request line is not UTF-8", false);
                 return apply(&deny, &partial, false);
             }
         };
@@ -157,13 +148,10 @@ impl HttpContext for HttpFilter {
         };
         match decision {
             Decision::NeedKeys { urls } => {
-                let waiter = Waiter { context_id: self.context_id, request: req.clone(), since_ms: now, urls };
-                if !register_waiter(&self.shared, waiter) {
-                    let deny = Decision::Deny {
-                        rule: None,
-                        reason: "too many requests waiting for JWKS".into(),
-                        response: render(401, ErrorStyle::OathkeeperJson, request_id(&req).as_deref(), true),
-                    };
+                let waiter = Waiter { context_id: self.context_id, request: req, since_ms: now, urls };
+                if let Err(waiter) = register_waiter(&self.shared, waiter) {
+                    let req = waiter.request;
+                    let deny = Decision::deny_outside_rules(&req, 401, "too many requests waiting for JWKS", true);
                     return apply(&deny, &req, false);
                 }
                 // Wake the root at once so it dispatches the fetch.
@@ -178,14 +166,6 @@ impl HttpContext for HttpFilter {
     }
 }
 
-fn request_id(req: &Request) -> Option<String> {
-    req.header("x-request-id").map(|v| String::from_utf8_lossy(v).into_owned())
-}
-
 fn internal_error(req: &Request) -> Decision {
-    Decision::Deny {
-        rule: None,
-        reason: "filter has no configuration or cannot read the request".into(),
-        response: render(500, ErrorStyle::OathkeeperJson, request_id(req).as_deref(), false),
-    }
+    Decision::deny_outside_rules(req, 500, "filter has no configuration or cannot read the request", false)
 }

@@ -15,7 +15,6 @@ use super::{log, now_ms, Shared, SharedRef, Waiter, BUSY_TICK, IDLE_TICK};
 use crate::config;
 use crate::jwt::jwks::{parse_jwks, MAX_JWKS_BYTES};
 use crate::keys::KeyCache;
-use crate::policy::response::{render, ErrorStyle};
 use crate::policy::Decision;
 
 /// Extra time a waiter may wait beyond the fetch timeout before it is denied regardless.
@@ -97,12 +96,7 @@ impl Root {
                     continue;
                 }
                 Decision::NeedKeys { .. } => {
-                    let request_id = waiter.request.header("x-request-id").map(String::from_utf8_lossy);
-                    Decision::Deny {
-                        rule: None,
-                        reason: "JWKS did not arrive in time".into(),
-                        response: render(401, ErrorStyle::OathkeeperJson, request_id.as_deref(), true),
-                    }
+                    Decision::deny_outside_rules(&waiter.request, 401, "JWKS did not arrive in time", true)
                 }
                 d => d,
             };
@@ -224,13 +218,14 @@ impl RootContext for Root {
 }
 
 /// Registers a paused request; the root's next tick (set to fire now) dispatches what it needs.
-pub(super) fn register_waiter(shared: &SharedRef, waiter: Waiter) -> bool {
+/// Gives the waiter back when no more may wait (fail closed: the caller denies it).
+pub(super) fn register_waiter(shared: &SharedRef, waiter: Waiter) -> Result<(), Waiter> {
     let Ok(mut s) = shared.try_borrow_mut() else {
-        return false;
+        return Err(waiter);
     };
     if s.waiters.len() >= super::MAX_WAITERS {
-        return false;
+        return Err(waiter);
     }
     s.waiters.push(waiter);
-    true
+    Ok(())
 }

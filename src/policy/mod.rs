@@ -16,7 +16,7 @@ use regex_lite::Regex;
 use crate::jwt::JwtRule;
 use crate::keys::KeyStore;
 use request::Request;
-use response::Response;
+use response::{ErrorStyle, Response};
 
 /// Names one rule of one APIRule, for logs and deny reasons.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +127,23 @@ pub enum Decision {
     Deny { rule: Option<RuleId>, reason: String, response: Response },
     /// Keys for these JWKS URLs are needed; decide again when they arrive (or failed).
     NeedKeys { urls: Vec<String> },
+}
+
+impl Decision {
+    /// A deny with Oathkeeper's JSON body that no rule decided (JWKS wait exceeded, an unreadable
+    /// request, too many waiting requests): the host's own fail-closed answers.
+    pub fn deny_outside_rules(req: &Request, status: u16, reason: &str, token_presented: bool) -> Decision {
+        Decision::Deny {
+            rule: None,
+            reason: reason.to_owned(),
+            response: response::render(
+                status,
+                ErrorStyle::OathkeeperJson,
+                req.request_id().as_deref(),
+                token_presented,
+            ),
+        }
+    }
 }
 
 /// Host without `:port` or a trailing dot, lower-case: how Envoy matches virtual hosts, widened so

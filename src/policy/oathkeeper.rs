@@ -16,11 +16,13 @@ pub(super) fn decide(
     now_ms: u64,
     keys: &dyn KeyStore,
 ) -> Decision {
-    let request_id = req.header("x-request-id").map(|v| String::from_utf8_lossy(v).into_owned());
-    let deny = |status: u16, style: ErrorStyle, rule: Option<&RuleId>, reason: String, token: bool| Decision::Deny {
-        rule: rule.cloned(),
-        reason,
-        response: response::render(status, style, request_id.as_deref(), token),
+    let deny = |status: u16, style: ErrorStyle, rule: Option<&RuleId>, reason: String, token: bool| {
+        let request_id = req.request_id();
+        Decision::Deny {
+            rule: rule.cloned(),
+            reason,
+            response: response::render(status, style, request_id.as_deref(), token),
+        }
     };
 
     let (raw_path, query) = path::split_query(&req.path);

@@ -21,6 +21,12 @@ impl Request {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
+    /// The `x-request-id` Envoy assigned (or the client sent), echoed in deny bodies as
+    /// Oathkeeper did.
+    pub fn request_id(&self) -> Option<String> {
+        self.header("x-request-id").map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
     /// Every value of header `name`, in order.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
