@@ -35,7 +35,6 @@ enum SnapshotError {
 fn snapshot() -> Result<Request, SnapshotError> {
     let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_err(|_| SnapshotError::Unreadable)?;
     let mut req = Request::default();
-    let text = |v: Vec<u8>| String::from_utf8(v);
     let mut not_utf8 = false;
     for (name, value) in pairs {
         let field = match name.as_str() {
@@ -47,7 +46,7 @@ fn snapshot() -> Result<Request, SnapshotError> {
                 continue;
             }
         };
-        match text(value) {
+        match String::from_utf8(value) {
             Ok(v) => *field = v,
             Err(_) => not_utf8 = true,
         }

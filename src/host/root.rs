@@ -32,9 +32,16 @@ impl Root {
         Root { shared: Rc::new(RefCell::new(shared)), calls: HashMap::new() }
     }
 
+    /// Records a failed fetch: the cache's backoff, a warning and the counter.
+    fn fetch_failed(&self, url: &str, error: String, now: u64) {
+        log(LogLevel::Warn, &format!("apirule: JWKS {url} fetch failed: {error}"));
+        metrics::inc(Counter::JwksFetchFailed);
+        self.shared.borrow_mut().cache.fetch_failed(url, error, now);
+    }
+
     /// Starts fetches for every URL waiters need or whose set is due for refresh.
     fn start_fetches(&mut self, now: u64) {
-        let (config, wanted) = {
+        let (config, wanted, timeout) = {
             let s = self.shared.borrow();
             let Some(config) = s.config.clone() else {
                 return;
@@ -44,7 +51,7 @@ impl Root {
             wanted.sort();
             wanted.dedup();
             wanted.retain(|u| s.cache.should_start_fetch(u, now));
-            (config, wanted)
+            (config, wanted, Duration::from_millis(s.cache.settings().fetch_timeout_ms))
         };
         for url in wanted {
             let Some(endpoint) = config.jwks.get(&url) else {
@@ -57,20 +64,15 @@ impl Root {
                 ("accept", "application/json"),
                 ("user-agent", "apirule-wasm"),
             ];
-            let timeout = Duration::from_millis(self.shared.borrow().cache.settings().fetch_timeout_ms);
-            match hostcalls::dispatch_http_call(&endpoint.cluster, headers, None, vec![], timeout) {
+            let dispatched = hostcalls::dispatch_http_call(&endpoint.cluster, headers, None, vec![], timeout);
+            self.shared.borrow_mut().cache.fetch_started(&url, now);
+            match dispatched {
                 Ok(token) => {
                     self.calls.insert(token, url.clone());
-                    self.shared.borrow_mut().cache.fetch_started(&url, now);
                     log(LogLevel::Debug, &format!("apirule: fetching JWKS {url} via cluster {}", endpoint.cluster));
                 }
                 Err(status) => {
-                    let error = format!("dispatch to cluster {} failed: {status:?}", endpoint.cluster);
-                    log(LogLevel::Warn, &format!("apirule: JWKS {url}: {error}"));
-                    metrics::inc(Counter::JwksFetchFailed);
-                    let mut s = self.shared.borrow_mut();
-                    s.cache.fetch_started(&url, now);
-                    s.cache.fetch_failed(&url, error, now);
+                    self.fetch_failed(&url, format!("dispatch to cluster {} failed: {status:?}", endpoint.cluster), now)
                 }
             }
         }
@@ -134,23 +136,16 @@ impl Context for Root {
                 parse_jwks(&body.unwrap_or_default()).map_err(|e| e.to_string())
             }
         };
-        {
-            let mut s = self.shared.borrow_mut();
-            match result {
-                Ok(keys) => {
-                    log(
-                        LogLevel::Debug,
-                        &format!("apirule: JWKS {url}: {} keys ({} skipped)", keys.keys.len(), keys.skipped),
-                    );
-                    metrics::inc(Counter::JwksFetchOk);
-                    s.cache.fetch_succeeded(&url, keys, now);
-                }
-                Err(error) => {
-                    log(LogLevel::Warn, &format!("apirule: JWKS {url} fetch failed: {error}"));
-                    metrics::inc(Counter::JwksFetchFailed);
-                    s.cache.fetch_failed(&url, error, now);
-                }
+        match result {
+            Ok(keys) => {
+                log(
+                    LogLevel::Debug,
+                    &format!("apirule: JWKS {url}: {} keys ({} skipped)", keys.keys.len(), keys.skipped),
+                );
+                metrics::inc(Counter::JwksFetchOk);
+                self.shared.borrow_mut().cache.fetch_succeeded(&url, keys, now);
             }
+            Err(error) => self.fetch_failed(&url, error, now),
         }
         self.wake_waiters(now);
         self.start_fetches(now);
@@ -200,7 +195,9 @@ impl RootContext for Root {
         let now = now_ms();
         let lost = self.shared.borrow_mut().cache.expire_lost_fetches(now);
         for url in &lost {
-            log(LogLevel::Warn, &format!("apirule: JWKS {url}: no answer within the fetch timeout"));
+            // The cache already recorded the failure; count and log it like any other.
+            log(LogLevel::Warn, &format!("apirule: JWKS {url} fetch failed: no answer within the fetch timeout"));
+            metrics::inc(Counter::JwksFetchFailed);
         }
         self.calls.retain(|_, url| !lost.contains(url));
         self.start_fetches(now);
