@@ -1,73 +1,138 @@
-"""The Istio manifests in istio/ are valid against the CRDs in shared/crds, and the WasmPlugin's
-pluginConfig is a configuration the real filter loads in a real Envoy."""
+"""The Istio manifests in istio/ are valid Istio resources, and the WasmPlugin's pluginConfig is a
+configuration the real filter loads in a real Envoy.
+
+Istio's schemas come from PyPI's `cloudcoil-models-istio` (pydantic models generated from Istio's
+CRDs, pinned in requirements-test.txt), so nothing outside the repository is read. Validation is
+stricter than the API server's: a field the schema does not know is an error here, where
+Kubernetes would silently prune it. Kyma's APIRule has no registry package; the filter's own
+parser, run in Envoy below, is its validator.
+"""
+import copy
+import importlib
+import inspect
 import json
+import pkgutil
 import subprocess
 from pathlib import Path
 
-import jsonschema
+import cloudcoil.models.istio
+import pydantic
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-CRDS = REPO.parent / "shared" / "crds"
-WASM = REPO / "target" / "wasm32-wasip1" / "release" / "apirule_wasm.wasm"
-ENVOY = REPO / ".venv" / "bin" / "envoy"
+from harness.gateway import REPO
+
+ISTIO_DIR = Path(REPO) / "istio"
+APIRULE_KIND = ("gateway.kyma-project.io/v1beta1", "APIRule")
 
 
-def _schemas():
+def _istio_models():
+    """(apiVersion, kind) -> model class, for every resource the package ships."""
     found = {}
-    for name in ("istio-crds.yaml", "kyma-apirules-crd.yaml"):
-        path = CRDS / name
-        assert path.exists(), f"missing CRD file {path} (the shared/ folder beside the repository)"
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
-            for version in doc["spec"]["versions"]:
-                found[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
+    root = cloudcoil.models.istio
+    for mod in pkgutil.walk_packages(root.__path__, root.__name__ + "."):
+        module = importlib.import_module(mod.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            fields = getattr(cls, "model_fields", {})
+            if cls.__module__ == module.__name__ and "api_version" in fields and "kind" in fields:
+                found[(fields["api_version"].default, fields["kind"].default)] = cls
     return found
 
 
-SCHEMAS = _schemas()
-MANIFESTS = sorted((REPO / "istio").glob("*.yaml"))
+MODELS = _istio_models()
+
+
+def _dropped(given, kept, path="$"):
+    """Paths of what validation dropped from `given` (fields the schema does not know)."""
+    if isinstance(given, dict) and isinstance(kept, dict):
+        out = []
+        for key, value in given.items():
+            if key not in kept:
+                out.append(f"{path}.{key}")
+            else:
+                out += _dropped(value, kept[key], f"{path}.{key}")
+        return out
+    if isinstance(given, list) and isinstance(kept, list) and len(given) == len(kept):
+        return [p for i, (g, k) in enumerate(zip(given, kept)) for p in _dropped(g, k, f"{path}[{i}]")]
+    return [] if given == kept else [f"{path} (read as {kept!r})"]
+
+
+def validate_istio(doc):
+    """Raises pydantic.ValidationError for a wrong type or value, AssertionError for an unknown
+    field. Returns the model."""
+    key = (doc["apiVersion"], doc["kind"])
+    assert key in MODELS, f"no Istio model for {key}: is it an Istio resource?"
+    model = MODELS[key].model_validate(doc)
+    kept = model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    dropped = _dropped(doc, kept)
+    assert not dropped, f"{doc['kind']} {doc['metadata']['name']}: not in Istio's schema: {dropped}"
+    return model
 
 
 def _docs():
-    for path in MANIFESTS:
+    for path in sorted(ISTIO_DIR.glob("*.yaml")):
         for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
             if doc:
                 yield pytest.param(doc, id=f"{path.name}[{i}]:{doc['kind']}")
 
 
-@pytest.mark.parametrize("doc", list(_docs()))
-def test_manifest_matches_its_crd(doc):
-    key = (doc["apiVersion"], doc["kind"])
-    assert key in SCHEMAS, f"no CRD schema for {key}"
-    schema = SCHEMAS[key]
-    # Validate what the CRD describes (spec); metadata is Kubernetes' own.
-    jsonschema.validate(doc["spec"], schema["properties"]["spec"])
+DOCS = list(_docs())
 
 
-def test_crd_schema_catches_a_wrong_field():
-    """The check above is not vacuous: a mistyped enum in the WasmPlugin is rejected."""
-    plugin = yaml.safe_load((REPO / "istio" / "wasmplugin.yaml").read_text())
-    plugin["spec"]["failStrategy"] = "FAIL_SOMETIMES"
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(plugin["spec"], SCHEMAS[("extensions.istio.io/v1alpha1", "WasmPlugin")]["properties"]["spec"])
+def test_the_models_cover_what_we_ship_and_more():
+    """The package really holds Istio's resources (not an empty import)."""
+    for key in [("extensions.istio.io/v1alpha1", "WasmPlugin"), ("networking.istio.io/v1", "ServiceEntry"),
+                ("networking.istio.io/v1", "DestinationRule"), ("networking.istio.io/v1", "VirtualService"),
+                ("networking.istio.io/v1", "Gateway"), ("security.istio.io/v1", "RequestAuthentication"),
+                ("security.istio.io/v1", "AuthorizationPolicy")]:
+        assert key in MODELS, key
+    kinds = {d.values[0]["kind"] for d in DOCS}
+    assert {"WasmPlugin", "ServiceEntry", "DestinationRule", "APIRule"} <= kinds, kinds
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_manifest_is_a_valid_resource(doc):
+    if (doc["apiVersion"], doc["kind"]) == APIRULE_KIND:
+        # Validated by the filter itself: it is the WasmPlugin's pluginConfig, loaded in Envoy below.
+        assert doc in _plugin()["spec"]["pluginConfig"]["apiRules"]
+        return
+    validate_istio(doc)
+
+
+def _plugin():
+    return yaml.safe_load((ISTIO_DIR / "wasmplugin.yaml").read_text())
+
+
+@pytest.mark.parametrize("field, value", [("failStrategy", "FAIL_SOMETIMES"), ("phase", "AUTH"),
+                                          ("priority", "high")])
+def test_validation_catches_a_wrong_value(field, value):
+    """The check above is not vacuous: a mistyped enum or a wrong type is refused, naming the field."""
+    plugin = _plugin()
+    plugin["spec"][field] = value
+    with pytest.raises(pydantic.ValidationError, match=field):
+        validate_istio(plugin)
+
+
+def test_validation_catches_an_unknown_field():
+    plugin = _plugin()
+    plugin["spec"]["failstrategy"] = "FAIL_CLOSE"  # a typo Kubernetes would silently drop
+    with pytest.raises(AssertionError, match=r"\$\.spec\.failstrategy"):
+        validate_istio(plugin)
+    entry = next(yaml.safe_load_all((ISTIO_DIR / "serviceentry-idp.yaml").read_text()))
+    entry["spec"]["ports"][0]["protocl"] = "HTTP"
+    with pytest.raises(AssertionError, match=r"\$\.spec\.ports\[0\]\.protocl"):
+        validate_istio(entry)
 
 
 def test_wasmplugin_carries_the_sample_apirule():
-    plugin = yaml.safe_load((REPO / "istio" / "wasmplugin.yaml").read_text())
-    apirule = yaml.safe_load((REPO / "istio" / "apirule-httpbin.yaml").read_text())
-    assert plugin["spec"]["pluginConfig"]["apiRules"] == [apirule]
+    apirule = yaml.safe_load((ISTIO_DIR / "apirule-httpbin.yaml").read_text())
+    assert _plugin()["spec"]["pluginConfig"]["apiRules"] == [apirule]
 
 
-def test_wasmplugin_config_loads_in_envoy(tmp_path):
-    """Envoy --mode validate really instantiates the filter and runs its on_configure."""
-    assert WASM.exists(), f"{WASM} missing: run `make wasm` first"
-    assert ENVOY.exists(), f"{ENVOY} missing: run `make envoy` first"
-    plugin = yaml.safe_load((REPO / "istio" / "wasmplugin.yaml").read_text())
-    config = plugin["spec"]["pluginConfig"]
+def test_wasmplugin_config_loads_in_envoy(artifacts, tmp_path):
+    """Envoy --mode validate really instantiates the filter and runs its on_configure: the filter's
+    parser accepts the sample APIRule and refuses a broken one with the field's path."""
+    config = _plugin()["spec"]["pluginConfig"]
 
     def validate(cfg):
         bootstrap = {
@@ -88,7 +153,7 @@ def test_wasmplugin_config_loads_in_envoy(tmp_path):
                                                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                                                                  "value": json.dumps(cfg)},
                                                "vm_config": {"runtime": "envoy.wasm.runtime.v8",
-                                                             "code": {"local": {"filename": str(WASM)}}}}}},
+                                                             "code": {"local": {"filename": str(artifacts.wasm)}}}}}},
                                 {"name": "envoy.filters.http.router", "typed_config": {
                                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}],
                 }],
@@ -96,12 +161,12 @@ def test_wasmplugin_config_loads_in_envoy(tmp_path):
         }
         path = tmp_path / "validate.json"
         path.write_text(json.dumps(bootstrap))
-        return subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        return subprocess.run([str(artifacts.envoy), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
                               capture_output=True, text=True, timeout=60)
 
     ok = validate(config)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    broken = json.loads(json.dumps(config))
+    broken = copy.deepcopy(config)
     broken["apiRules"][0]["spec"]["rules"][0]["path"] = "/(unclosed"
     refused = validate(broken)
     assert refused.returncode != 0

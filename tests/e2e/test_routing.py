@@ -1,6 +1,6 @@
 """Host selection, route stage (VirtualService) and access-rule stage (Oathkeeper matching).
 
-Reference: shared/reference/apirule-semantics.md §1.6-1.8 and §5 cases 1-13, 56, 57, 60; contract:
+Reference: apirule-semantics.md §1.6-1.8 and §5 cases 1-13, 56, 57, 60; contract:
 docs/behaviour.md "Two stages". One Envoy for the module; each scenario lives on its own Host.
 """
 import pytest
