@@ -21,6 +21,14 @@ from harness.servers import JwksServer, UpstreamRecorder  # noqa: E402
 from harness.tokens import SigningKey  # noqa: E402
 
 
+def pytest_sessionstart(session):
+    """Refuse the whole run when the filter is missing or older than its sources: an end-to-end
+    result about a stale .wasm is worthless."""
+    problem = gw.check_artifacts()
+    if problem:
+        pytest.exit(problem, returncode=1)
+
+
 @pytest.fixture(scope="session")
 def artifacts():
     """The compiled filter and Envoy must exist: a missing one is a failure, never a skip."""

