@@ -3,8 +3,12 @@ refetch on unknown kid, cluster selection.
 
 Reference: apirule-semantics.md §2.6, §5 cases 41, 47, 48; contract: docs/behaviour.md "JWKS".
 Three Envoys: `gw` (cacheTtlSeconds 300, minRefetchSeconds 10, fetchTimeoutMs 1000), `rot_gw`
-(minRefetchSeconds 1, for key rotation) and `stale_gw` (cacheTtlSeconds 1, maxStaleSeconds 3,
+(minRefetchSeconds 1, for key rotation) and `stale_gw` (cacheTtlSeconds 1, maxStaleSeconds 5,
 minRefetchSeconds 1, fetchTimeoutMs 500).
+
+Timing bounds hold on a loaded 2-core machine: "answered promptly" means well before the client's
+own timeout and far from what the wrong behaviour takes (a held request waits for a 20 s hang or
+the 5-10 s client timeout), not a tight latency figure.
 """
 import threading
 import time
@@ -17,6 +21,9 @@ from harness import tokens as T
 from harness.checks import assert_401, assert_forwarded
 from harness.servers import JwksServer
 from tools.stack.procs import free_port
+
+
+PROMPT = 4.0  # seconds: an answer that did not wait for a hanging IdP or the client timeout
 
 
 def host(name):
@@ -79,20 +86,20 @@ def test_case_47_jwks_down_at_first_request_clean_401_fast(gw, keys):
     for _ in range(3):
         r = gw.get("/x", host=host("down"), token=valid(keys), timeout=5)
         assert_401(r, token_presented=True)
-        assert r.elapsed < 2.0, f"JWKS outage must be answered within ~1-2 s, took {r.elapsed:.2f}s"
+        assert r.elapsed < PROMPT, f"JWKS outage must be answered within about fetchTimeoutMs, took {r.elapsed:.2f}s"
 
 
 def test_jwks_http_500_401(gw, keys):
     r = gw.get("/x", host=host("e500"), token=valid(keys), timeout=5)
     assert_401(r, token_presented=True)
-    assert r.elapsed < 2.0, r
+    assert r.elapsed < PROMPT, r
 
 
 def test_jwks_not_json_or_not_a_jwks_401(gw, keys):
     for name in ("badjson", "notjwks"):
         r = gw.get("/x", host=host(name), token=valid(keys), timeout=5)
         assert_401(r, token_presented=True)
-        assert r.elapsed < 2.0, r
+        assert r.elapsed < PROMPT, r
 
 
 def test_jwks_hanging_denied_after_fetch_timeout(gw, keys):
@@ -100,7 +107,7 @@ def test_jwks_hanging_denied_after_fetch_timeout(gw, keys):
     not denied before the timeout."""
     r = gw.get("/x", host=host("hang"), token=valid(keys), timeout=10)
     assert_401(r, token_presented=True)
-    assert 0.8 <= r.elapsed < 2.5, f"expected a deny after ~1 s (fetchTimeoutMs), took {r.elapsed:.2f}s"
+    assert 0.8 <= r.elapsed < PROMPT, f"expected a deny after ~1 s (fetchTimeoutMs), took {r.elapsed:.2f}s"
 
 
 def test_first_url_down_second_has_key(gw, keys):
@@ -109,10 +116,12 @@ def test_first_url_down_second_has_key(gw, keys):
     assert_forwarded(r, forwarded_host=host("firstdown"))
 
 
-def test_no_token_needs_no_jwks(gw):
+def test_no_token_needs_no_jwks(gw, jwks_server):
+    before = jwks_server.hits("/jwks/hang")
     r = gw.get("/x", host=host("hang"))
     assert_401(r, token_presented=False)
     assert r.elapsed < 0.8, r  # a JWKS wait would take >= fetchTimeoutMs (1 s) here
+    assert jwks_server.hits("/jwks/hang") == before, "a request without a token started a JWKS fetch"
 
 
 # --- concurrency ---------------------------------------------------------------------------------
@@ -139,7 +148,7 @@ def test_concurrent_requests_during_first_fetch(gw, jwks_server, keys):
             assert_forwarded(r, forwarded_host=host("conc"))
         else:
             assert_401(r, token_presented=True)
-        assert r.elapsed < 3.0, r
+        assert r.elapsed < PROMPT + 2, r
     hits = jwks_server.hits(path)
     assert 1 <= hits <= 2, f"JWKS server saw {hits} fetches for 20 concurrent requests (max 1 per worker)"
     # cached now: no more fetches
@@ -162,7 +171,7 @@ def test_case_41_unknown_kid_refetch_is_bounded(gw, jwks_server, keys):
                               range(10)))
     for r in results:
         assert_401(r, token_presented=True)
-        assert r.elapsed < 2.0, r
+        assert r.elapsed < PROMPT, r
     assert jwks_server.hits(path) <= 2, f"{jwks_server.hits(path)} fetches; expected at most one per worker"
     assert_forwarded(gw.get("/x", host=host("refetch"), token=valid(keys)))
 
@@ -233,7 +242,7 @@ def stale_gw(launcher, jwks_server, own_servers, keys):
     rules = [jwt_rule(n, [u]) for n, u in STALE_URLS.items()] + [jwt_rule("late", [LATE_URL])]
     cfg = A.plugin_config(rules, jwks_paths=["/stale/500", "/stale/hang"],
                           jwks_clusters={STALE_URLS["sstop"]: "jwks_own", LATE_URL: "jwks_late"},
-                          cache_ttl=1, max_stale=3, min_refetch=1, fetch_timeout_ms=500)
+                          cache_ttl=1, max_stale=5, min_refetch=1, fetch_timeout_ms=500)
     g = launcher(cfg, name="jwks-stale",
                  clusters={"jwks_own": own_servers["stop"].address,
                            "jwks_late": own_servers["late"].address})
@@ -242,11 +251,12 @@ def stale_gw(launcher, jwks_server, own_servers, keys):
 
 
 def test_case_48_stale_keys_used_then_dropped_after_max_stale(stale_gw, jwks_server, own_servers, keys):
-    """cacheTtlSeconds 1, maxStaleSeconds 3. Keys fetched on both workers; then the IdP fails three
-    ways (HTTP 500, hanging, connection refused). 1.5 s later (set expired, within maxStale from any
-    reading: fetch + 3 or expiry + 3) requests still pass with the stale keys. 5.5 s after the last
-    good fetch (beyond maxStale under both readings) they are denied. When the IdP is back, they
-    pass again."""
+    """cacheTtlSeconds 1, maxStaleSeconds 5. Keys fetched on both workers; then the IdP fails three
+    ways (HTTP 500, hanging, connection refused). From 1.5 s later (the set has expired: the last
+    good fetch was before the failure) until 3.5 s (within maxStale under the strictest reading,
+    last good fetch + 5 s, even if that fetch was a whole TTL before the failure) requests still
+    pass with the stale keys. 8 s after the failure (beyond expiry + maxStale under any reading)
+    they are denied. When the IdP is back, they pass again."""
     names = list(STALE_URLS)
     for _ in range(20):  # fresh connections: both workers fetch and cache
         for n in names:
@@ -262,9 +272,10 @@ def test_case_48_stale_keys_used_then_dropped_after_max_stale(stale_gw, jwks_ser
             r = stale_gw.get("/x", host=host(n), token=valid(keys), timeout=5)
             assert r.status == 200, f"{n}: stale keys not used {time.monotonic() - t_fail:.1f}s after the IdP failed: {r}"
             assert r.elapsed < 1.5, f"{n}: {r}"
-    assert time.monotonic() - t_fail < 2.9, "machine too slow for this timing test"
+    stale_checked = time.monotonic() - t_fail
+    assert stale_checked < 3.5, f"the stale-key checks took until {stale_checked:.1f}s, past the window they test"
 
-    time.sleep(max(0.0, 5.5 - (time.monotonic() - t_fail)))
+    time.sleep(max(0.0, 8.0 - (time.monotonic() - t_fail)))
     for n in names:
         r = stale_gw.get("/x", host=host(n), token=valid(keys), timeout=5)
         assert_401(r, token_presented=True)
@@ -287,7 +298,7 @@ def test_jwks_down_at_first_request_then_recovers(stale_gw, own_servers, keys):
     assert not late.running
     r = stale_gw.get("/x", host=host("late"), token=valid(keys), timeout=5)
     assert_401(r, token_presented=True)
-    assert r.elapsed < 2.0, r
+    assert r.elapsed < PROMPT, r
     late.start()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

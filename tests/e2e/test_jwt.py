@@ -314,11 +314,11 @@ def test_case_20_expired_one_second_ago_401(gw, keys):
 def test_case_21_exp_equal_now_accepted(gw, keys):
     """exp == now is valid (inclusive). Robust against the clock ticking: wait until just after a
     second boundary, send exp=<this second>, and only count the attempt if the whole exchange
-    finished within the same second; else retry (at most 5 times). exp = now + 2 is the trivial
-    neighbour that must pass too."""
+    finished within the same second; else retry (at most 15 times: on a busy machine some
+    exchanges straddle a second). exp = now + 2 is the trivial neighbour that must pass too."""
     ok(gw, "basic", rs(keys, exp=T.now() + 2))
     ok(gw, "basic", rs(keys))  # warm the JWKS cache on both workers before the exact attempt
-    for _ in range(5):
+    for _ in range(15):
         t = time.time()
         frac = t - int(t)
         if not 0.02 <= frac <= 0.25:
@@ -330,7 +330,7 @@ def test_case_21_exp_equal_now_accepted(gw, keys):
             continue  # the second ticked during the exchange: inconclusive
         assert_forwarded(r, forwarded_host=host("basic"))
         return
-    pytest.fail("could not complete a request within one wall-clock second in 5 attempts")
+    pytest.fail("could not complete a request within one wall-clock second in 15 attempts")
 
 
 def test_case_22_nbf_or_iat_in_future_401(gw, keys):
