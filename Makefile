@@ -59,8 +59,20 @@ run: wasm deps
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
-bench: wasm envoy wrk
-	$(PY) bench/bench.py
+# The wasm floor for `make bench`: bench/empty-filter, its own workspace, built into target/.
+EMPTY_WASM := target/empty-filter/wasm32-wasip1/release/empty_filter.wasm
+
+.PHONY: bench-empty-filter
+bench-empty-filter: $(EMPTY_WASM)
+
+$(EMPTY_WASM): bench/empty-filter/Cargo.toml bench/empty-filter/Cargo.lock bench/empty-filter/src/lib.rs
+	cargo build --locked --target wasm32-wasip1 --release --manifest-path bench/empty-filter/Cargo.toml \
+	  --target-dir target/empty-filter
+	@ls -l $(EMPTY_WASM)
+
+# BENCH_ARGS passes options to bench/bench.py, e.g. make bench BENCH_ARGS="--rounds 5 --no-scale".
+bench: wasm $(EMPTY_WASM) envoy wrk
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 clean:
 	cargo clean
