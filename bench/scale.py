@@ -17,7 +17,7 @@ import time
 
 import envoys
 import measure
-from report import print_table
+from report import median, print_table
 from tools.stack.procs import StartupError
 
 HOSTS = "svc-{i}.bench.example.com"
@@ -98,30 +98,31 @@ def _cpu(ctx, proc, port, host, path):
     return measure.saturate(envoy_pid=proc.pid, envoy_cpu=a.envoy_cpu, seconds=a.scale_seconds, **kw)
 
 
-def run_size(ctx, n, *, concurrency=1, cpu=True):
-    """One Envoy with n APIRules; returns its figures, or {"error": ...} if it does not load."""
+TARGET_PATH = "/public/index.html"
+
+
+def load(ctx, n, *, concurrency=1):
+    """Start an Envoy with n APIRules and wait for the last host's first 200. Returns
+    (figures, proc, port); proc is None and figures has "error" when it does not load."""
     config = plugin_config(n, jwks_url=ctx.jwks_url, issuer=ctx.issuer, jwks_cluster="jwks")
-    text = json.dumps(config)
-    out = {"n": n, "config_bytes": len(text.encode()), "concurrency": concurrency}
+    out = {"n": n, "config_bytes": len(json.dumps(config).encode()), "concurrency": concurrency}
     filt = envoys.wasm_filter(wasm_path=ctx.wasm, plugin_config=config, vm_id="apirule")
-    host, path = HOSTS.format(i=n - 1), "/public/index.html"
     t0 = time.monotonic()
     try:
-        proc, port, ready_s = _start(ctx, f"scale-{n}-c{concurrency}", [filt], concurrency=concurrency)
+        proc, port, out["ready_s"] = _start(ctx, f"scale-{n}-c{concurrency}", [filt], concurrency=concurrency)
     except StartupError as e:
-        out["error"] = str(e).strip().splitlines()[-1][:300] if str(e).strip() else repr(e)
-        out["log"] = str(e)
-        return out
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        out["error"] = next((ln.strip() for ln in lines if "critical" in ln or "error" in ln.lower()),
+                            lines[-1] if lines else repr(e))[:400]
+        return out, None, None
     try:
-        out["ready_s"] = ready_s
-        out["first_ok_s"] = (time.monotonic() - t0 - ready_s) + _first_ok(port, host, path)
-        out["load_s"] = time.monotonic() - t0
-        out["mem"] = measure.mem_status(proc.pid)
-        if cpu:
-            out["cpu"] = _cpu(ctx, proc, port, host, path)
-    finally:
+        _first_ok(port, HOSTS.format(i=n - 1), TARGET_PATH)
+    except Exception:
         proc.stop()
-    return out
+        raise
+    out["load_s"] = time.monotonic() - t0
+    out["mem"] = measure.mem_status(proc.pid)
+    return out, proc, port
 
 
 def run_reference(ctx, name, http_filters):
@@ -129,44 +130,59 @@ def run_reference(ctx, name, http_filters):
     t0 = time.monotonic()
     proc, port, ready_s = _start(ctx, name, http_filters)
     try:
-        first = _first_ok(port, "ref.example.com", "/")
-        return {"ready_s": ready_s, "load_s": time.monotonic() - t0, "first_ok_s": first,
-                "mem": measure.mem_status(proc.pid)}
+        _first_ok(port, "ref.example.com", "/")
+        return {"ready_s": ready_s, "load_s": time.monotonic() - t0, "mem": measure.mem_status(proc.pid)}
     finally:
         proc.stop()
 
 
 def run(ctx, sizes):
-    """The whole section: the two references, then each size; a refused size is halved until one
-    loads (the largest that works) and larger sizes are not tried. Then the per-worker memory: the
-    smallest and largest loaded sizes again with --concurrency 2."""
+    """The whole section: the two references; then each size, started one after the other and
+    kept running (a refused size is halved until one loads, the largest that works, and larger
+    sizes are not tried); then --rounds interleaved CPU runs over the running Envoys (median);
+    then the per-worker memory: the smallest and largest sizes again with --concurrency 2."""
     res = {"none": run_reference(ctx, "scale-none", []),
            "empty": run_reference(ctx, "scale-empty", [envoys.wasm_filter(
                wasm_path=ctx.empty_wasm, plugin_config={}, vm_id="empty")]),
            "sizes": [], "refused": []}
-    for n in sizes:
-        print(f"  scale: {n:,} APIRules ...", flush=True)
-        r = run_size(ctx, n)
-        if "error" not in r:
-            res["sizes"].append(r)
-            continue
-        res["refused"].append(r)
-        print(f"  scale: {n:,} APIRules refused: {r['error']}", flush=True)
-        floor = res["sizes"][-1]["n"] if res["sizes"] else 0
-        m = n // 2
-        while m > floor:
-            r = run_size(ctx, m)
-            if "error" not in r:
-                res["sizes"].append(r)
+    running = []
+    try:
+        for n in sizes:
+            print(f"  scale: loading {n:,} APIRules ...", flush=True)
+            out, proc, port = load(ctx, n)
+            floor = res["sizes"][-1]["n"] if res["sizes"] else 0
+            m = n
+            while proc is None:
+                res["refused"].append(out)
+                print(f"  scale: {m:,} APIRules refused: {out['error']}", flush=True)
+                m //= 2
+                if m <= floor:
+                    break
+                out, proc, port = load(ctx, m)
+            if proc is None:
                 break
-            res["refused"].append(r)
-            m //= 2
-        break
+            res["sizes"].append(out)
+            running.append((out, proc, port))
+            if m != n:
+                break  # a larger size would be refused too
+        for rnd in range(ctx.args.rounds):
+            for out, proc, port in running:
+                r = _cpu(ctx, proc, port, HOSTS.format(i=out["n"] - 1), TARGET_PATH)
+                out.setdefault("cpu_runs", []).append(r)
+                print(f"  scale round {rnd + 1}/{ctx.args.rounds}: {out['n']:,} APIRules: {r['rps']:,.0f} req/s, "
+                      f"{r['cpu_us_per_req']:.1f} µs/req, other {r['other_pct']:.0f}%", flush=True)
+    finally:
+        for _, proc, _ in running:
+            proc.stop()
     if ctx.args.scale_workers and len(res["sizes"]) >= 2:
-        lo, hi = res["sizes"][0], res["sizes"][-1]
-        print(f"  scale: {lo['n']:,} and {hi['n']:,} APIRules with --concurrency 2 (memory only) ...", flush=True)
-        res["c2"] = [run_size(ctx, lo["n"], concurrency=2, cpu=False),
-                     run_size(ctx, hi["n"], concurrency=2, cpu=False)]
+        lo, hi = res["sizes"][0]["n"], res["sizes"][-1]["n"]
+        print(f"  scale: {lo:,} and {hi:,} APIRules with --concurrency 2 (memory only) ...", flush=True)
+        res["c2"] = []
+        for n in (lo, hi):
+            out, proc, _ = load(ctx, n, concurrency=2)
+            if proc is not None:
+                proc.stop()
+            res["c2"].append(out)
     return res
 
 
@@ -187,16 +203,20 @@ def report(res):
     for r in sizes:
         rss = r["mem"]["VmRSS"]
         per = (rss - one["mem"]["VmRSS"]) / (r["n"] - one["n"]) if r["n"] > one["n"] else None
-        cpu = r["cpu"]
-        extra = cpu["cpu_us_per_req"] - one["cpu"]["cpu_us_per_req"]
+        runs = r.get("cpu_runs", [])
+        cpu = [x["cpu_us_per_req"] for x in runs]
+        one_cpu = [x["cpu_us_per_req"] for x in one.get("cpu_runs", [])]
+        extra = median([a - b for a, b in zip(cpu, one_cpu)])
         rows.append([f"{r['n']:,}", f"{r['config_bytes'] / 1024:,.0f} KiB", f"{r['ready_s']:.2f} s",
                      f"{r['load_s']:.2f} s", kib(rss), f"+{kib(rss - none['mem']['VmRSS'])}",
-                     "-" if per is None else f"{per:.2f}", f"{cpu['rps']:,.0f}", f"{cpu['cpu_us_per_req']:.1f}",
-                     "-" if r is one else f"{extra:+.1f}", f"{cpu['other_pct']:.0f}%"])
+                     "-" if per is None else f"{per:.2f}", f"{median([x['rps'] for x in runs]):,.0f}",
+                     f"{median(cpu):.1f} [{min(cpu, default=0):.0f}-{max(cpu, default=0):.0f}]",
+                     "-" if r is one else f"{extra:+.1f}", f"{max((x['other_pct'] for x in runs), default=0):.0f}%"])
     print_table(["APIRules", "config", "ready", "first 200", "VmRSS", "vs no filter", "KiB/APIRule",
                  "req/s", "CPU µs/req", "vs 1 APIRule", "other"], rows)
-    print("  ready = Envoy start until admin /ready is LIVE (polled every 0.1 s); first 200 = until the "
-          "last host's no_auth route answered. KiB/APIRule = (VmRSS - VmRSS of 1 APIRule) / (count - 1).")
+    print("  ready = Envoy start until admin /ready is LIVE (polled every 0.1 s); first 200 = until the last "
+          "host's no_auth route answered (polled every 10 ms). KiB/APIRule = (VmRSS - VmRSS with 1 APIRule) / "
+          "(count - 1). CPU: median [min-max] of the rounds; vs 1 APIRule = median of the same-round differences.")
     for r in res["refused"]:
         print(f"  REFUSED: {r['n']:,} APIRules ({r['config_bytes'] / 1048576:.1f} MiB of JSON): {r['error']}")
     if "c2" in res:
