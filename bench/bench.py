@@ -343,7 +343,8 @@ def main(argv=None):
         if "rs_valid" in needed:
             token_lists["rs_valid"] = tokens.mint_many(rs_key, "RS256", tokens.RS_KID, args.tokens, "rs", len(cpus))
         if "rs_forged" in needed:
-            token_lists["rs_forged"] = tokens.forge_many("RS256", tokens.RS_KID, args.tokens, "forged", 256)
+            token_lists["rs_forged"] = tokens.forge_many("RS256", tokens.RS_KID, args.tokens, "forged",
+                                                            rs_key.public_key().public_numbers().n)
         if "es_valid" in needed:
             token_lists["es_valid"] = tokens.mint_many(es_key, "ES256", tokens.ES_KID, args.tokens, "es", len(cpus))
         for name, lst in token_lists.items():

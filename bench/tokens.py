@@ -8,7 +8,7 @@ in a file that the wrk script `cycle.lua` walks through. Minting 20,000 RS256 to
 import base64
 import concurrent.futures
 import json
-import os
+import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,14 +47,6 @@ def mint(key, alg, kid, jti="bench-0"):
     return jwt.encode(_claims(jti), key, algorithm=alg, headers={"kid": kid, "typ": "JWT"})
 
 
-def tamper(token):
-    """Same header and claims, one signature byte flipped."""
-    head, payload, sig = token.split(".")
-    raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
-    raw[len(raw) // 2] ^= 0x01
-    return f"{head}.{payload}.{b64url(bytes(raw))}"
-
-
 def _mint_chunk(pem, alg, kid, prefix, start, count):
     key = serialization.load_pem_private_key(pem, password=None)
     return [mint(key, alg, kid, f"{prefix}-{i:08d}") for i in range(start, start + count)]
@@ -73,14 +65,17 @@ def mint_many(key, alg, kid, count, prefix, workers):
         return [t for p in parts for t in p.result()]
 
 
-def forge_many(alg, kid, count, prefix, sig_len):
-    """count tokens with a well-formed header and claims and a random signature of the right
-    length (256 bytes for RS256): each is different, none verifies, and making them is free."""
+def forge_many(alg, kid, count, prefix, modulus):
+    """count tokens with a well-formed header and claims and a random RSA signature below the
+    key's modulus: each is different, none verifies, and every one costs a full verification (a
+    value at or above the modulus would be refused before the exponentiation). Free to make."""
     head = b64url(json.dumps({"alg": alg, "kid": kid, "typ": "JWT"}, separators=(",", ":")).encode())
+    size = (modulus.bit_length() + 7) // 8
     out = []
     for i in range(count):
         payload = b64url(json.dumps(_claims(f"{prefix}-{i:08d}"), separators=(",", ":")).encode())
-        out.append(f"{head}.{payload}.{b64url(os.urandom(sig_len))}")
+        sig = (1 + secrets.randbelow(modulus - 1)).to_bytes(size, "big")
+        out.append(f"{head}.{payload}.{b64url(sig)}")
     return out
 
 
