@@ -92,8 +92,20 @@ wrk:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
 	  else echo "make bench needs Debian's package 'wrk' (apt-get install wrk, as root)" >&2; exit 1; fi; }
 
-bench: wasm venv-test wrk
-	$(PY) bench/bench.py
+# The wasm floor for `make bench`: bench/empty-filter, its own workspace, built into target/.
+EMPTY_WASM := target/empty-filter/$(TARGET)/release/empty_filter.wasm
+
+.PHONY: bench-empty-filter
+bench-empty-filter: $(EMPTY_WASM)
+
+$(EMPTY_WASM): bench/empty-filter/Cargo.toml bench/empty-filter/Cargo.lock bench/empty-filter/src/lib.rs | wasm-target
+	cargo build --locked --target $(TARGET) --release --manifest-path bench/empty-filter/Cargo.toml \
+	  --target-dir target/empty-filter
+	@ls -l $(EMPTY_WASM)
+
+# BENCH_ARGS passes options to bench/bench.py, e.g. make bench BENCH_ARGS="--rounds 5 --no-scale".
+bench: wasm $(EMPTY_WASM) venv-test wrk
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 clean:
 	cargo clean
