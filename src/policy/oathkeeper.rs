@@ -58,9 +58,8 @@ pub(super) fn decide(
         Err(e) => return deny(400, ErrorStyle::BadRequest, None, format!("unusable path: {e:?}"), false),
     };
     let matching: Vec<&AccessRule> = policy
-        .access_rules
-        .iter()
-        .filter(|r| r.host == req.authority && r.methods.contains(&method) && r.path.matches(&decoded))
+        .access_candidates(&req.authority)
+        .filter(|r| r.methods.contains(&method) && r.path.matches(&decoded))
         .collect();
     let rule = match matching.as_slice() {
         [rule] => *rule,
