@@ -11,7 +11,7 @@ use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 
 use super::http::{apply, HttpFilter};
 use super::metrics::{self, Counter};
-use super::{log, now_ms, Shared, SharedRef, Waiter, BUSY_TICK, IDLE_TICK};
+use super::{log, log_debug, now_ms, refresh_log_level, Shared, SharedRef, Waiter, BUSY_TICK, IDLE_TICK};
 use crate::config;
 use crate::jwt::jwks::{parse_jwks, MAX_JWKS_BYTES};
 use crate::keys::KeyCache;
@@ -69,7 +69,7 @@ impl Root {
             match dispatched {
                 Ok(token) => {
                     self.calls.insert(token, url.clone());
-                    log(LogLevel::Debug, &format!("apirule: fetching JWKS {url} via cluster {}", endpoint.cluster));
+                    log_debug(|| format!("apirule: fetching JWKS {url} via cluster {}", endpoint.cluster));
                 }
                 Err(status) => {
                     self.fetch_failed(&url, format!("dispatch to cluster {} failed: {status:?}", endpoint.cluster), now)
@@ -138,10 +138,7 @@ impl Context for Root {
         };
         match result {
             Ok(keys) => {
-                log(
-                    LogLevel::Debug,
-                    &format!("apirule: JWKS {url}: {} keys ({} skipped)", keys.keys.len(), keys.skipped),
-                );
+                log_debug(|| format!("apirule: JWKS {url}: {} keys ({} skipped)", keys.keys.len(), keys.skipped));
                 metrics::inc(Counter::JwksFetchOk);
                 self.shared.borrow_mut().cache.fetch_succeeded(&url, keys, now);
             }
@@ -163,14 +160,15 @@ impl RootContext for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
+        refresh_log_level();
         match config::parse(&bytes) {
             Ok(cfg) => {
                 log(
                     LogLevel::Info,
                     &format!(
                         "apirule: configured {} APIRule host(s), {} access rule(s), {} JWKS URL(s)",
-                        cfg.policy.hosts.len(),
-                        cfg.policy.access_rules.len(),
+                        cfg.policy.hosts().len(),
+                        cfg.policy.access_rules().len(),
                         cfg.jwks.len()
                     ),
                 );
@@ -192,6 +190,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        refresh_log_level();
         let now = now_ms();
         let lost = self.shared.borrow_mut().cache.expire_lost_fetches(now);
         for url in &lost {
