@@ -14,6 +14,7 @@ use std::fmt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::jwt::cache::DEFAULT_MAX_ENTRIES;
 use crate::keys::CacheSettings;
 use crate::policy::Policy;
 use json::Node;
@@ -61,6 +62,8 @@ pub struct Config {
     pub cache: CacheSettings,
     /// Every JWKS URL any rule uses, by URL.
     pub jwks: BTreeMap<String, JwksEndpoint>,
+    /// How many verified tokens each worker remembers (0: none).
+    pub token_cache_entries: usize,
 }
 
 /// Plugin-level options beside the APIRules.
@@ -90,7 +93,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     }
     let options_doc = Value::Object(options_doc);
     let root = Node::root(&options_doc, PLUGIN);
-    root.only_keys(&["apiRules", "jwks", "clockSkewSeconds", "defaultDomain"])?;
+    root.only_keys(&["apiRules", "jwks", "clockSkewSeconds", "defaultDomain", "tokenCache"])?;
 
     let default_domain = match root.get("defaultDomain") {
         Some(n) => {
@@ -107,6 +110,16 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         None => 0,
     };
     let (cache, clusters) = parse_jwks_options(root.get("jwks"))?;
+    let token_cache_entries = match root.get("tokenCache") {
+        Some(n) => {
+            n.only_keys(&["maxEntries"])?;
+            match n.get("maxEntries") {
+                Some(m) => usize::try_from(m.uint(0, 100_000)?).unwrap_or(0),
+                None => DEFAULT_MAX_ENTRIES,
+            }
+        }
+        None => DEFAULT_MAX_ENTRIES,
+    };
     let options = Options { default_domain };
 
     let rules_error = |message: &str| ConfigError::new(PLUGIN, "apiRules", message);
@@ -141,7 +154,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     if let Some(url) = clusters.keys().find(|u| !jwks.contains_key(*u)) {
         return Err(ConfigError::new(PLUGIN, "jwks.clusters", format!("{url} is not a jwks_urls entry of any rule")));
     }
-    Ok(Config { policy, cache, jwks })
+    Ok(Config { policy, cache, jwks, token_cache_entries })
 }
 
 fn parse_jwks_options(node: Option<Node<'_>>) -> Result<(CacheSettings, BTreeMap<String, String>), ConfigError> {

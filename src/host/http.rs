@@ -148,10 +148,11 @@ impl HttpContext for HttpFilter {
         };
         let now = now_ms();
         let (decision, root_id) = {
-            let Ok(s) = self.shared.try_borrow() else {
+            let Ok(mut s) = self.shared.try_borrow_mut() else {
                 return apply(&internal_error(&req), &req, false);
             };
-            (config.policy.decide(&req, now, &s.cache), s.root_context_id)
+            let s = &mut *s;
+            (config.policy.decide_cached(&req, now, &s.cache, &mut s.tokens), s.root_context_id)
         };
         match decision {
             Decision::NeedKeys { urls } => {

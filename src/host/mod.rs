@@ -18,6 +18,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 
 use crate::config::Config;
+use crate::jwt::cache::VerifiedTokens;
 use crate::keys::KeyCache;
 use crate::policy::request::Request;
 
@@ -42,6 +43,7 @@ const MAX_WAITERS: usize = 10_000;
 struct Shared {
     config: Option<Rc<Config>>,
     cache: KeyCache,
+    tokens: VerifiedTokens,
     waiters: Vec<Waiter>,
     root_context_id: u32,
 }

@@ -13,6 +13,7 @@ use super::http::{apply, HttpFilter};
 use super::metrics::{self, Counter};
 use super::{log, log_debug, now_ms, refresh_log_level, Shared, SharedRef, Waiter, BUSY_TICK, IDLE_TICK};
 use crate::config;
+use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::jwks::{parse_jwks, MAX_JWKS_BYTES};
 use crate::keys::KeyCache;
 use crate::policy::Decision;
@@ -90,7 +91,11 @@ impl Root {
         };
         let mut still_waiting = Vec::new();
         for mut waiter in waiters {
-            let decision = config.policy.decide(&waiter.request, now, &self.shared.borrow().cache);
+            let decision = {
+                let mut s = self.shared.borrow_mut();
+                let s = &mut *s;
+                config.policy.decide_cached(&waiter.request, now, &s.cache, &mut s.tokens)
+            };
             let decision = match decision {
                 Decision::NeedKeys { urls } if now < waiter.since_ms.saturating_add(deadline_ms) => {
                     waiter.urls = urls;
@@ -176,6 +181,8 @@ impl RootContext for Root {
                 if s.cache.settings() != &cfg.cache {
                     s.cache = KeyCache::new(cfg.cache.clone());
                 }
+                // Verdicts do not depend on the rules, but a new configuration starts clean.
+                s.tokens = VerifiedTokens::new(cfg.token_cache_entries);
                 s.config = Some(Rc::new(cfg));
                 drop(s);
                 metrics::define();

@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 use regex_lite::Regex;
 
+use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::JwtRule;
 use crate::keys::KeyStore;
 use request::Request;
@@ -247,13 +248,24 @@ impl Policy {
     }
 
     /// Decides `req` at `now_ms` with the keys in `keys`, with the semantics of the APIRule that
-    /// governs its host.
+    /// governs its host. Every token is verified (see `decide_cached`).
     pub fn decide(&self, req: &Request, now_ms: u64, keys: &dyn KeyStore) -> Decision {
+        self.decide_cached(req, now_ms, keys, &mut VerifiedTokens::disabled())
+    }
+
+    /// `decide`, taking verified tokens from `tokens` and remembering new ones there.
+    pub fn decide_cached(
+        &self,
+        req: &Request,
+        now_ms: u64,
+        keys: &dyn KeyStore,
+        tokens: &mut VerifiedTokens,
+    ) -> Decision {
         let Some(host_policy) = self.host_policy(&req.authority) else {
             return Decision::PassThrough;
         };
         match host_policy.semantics {
-            Semantics::OathkeeperV1 => oathkeeper::decide(self, host_policy, req, now_ms, keys),
+            Semantics::OathkeeperV1 => oathkeeper::decide(self, host_policy, req, now_ms, keys, tokens),
         }
     }
 }
