@@ -120,7 +120,7 @@ fn hosts() {
     let cfg =
         try_load(json!({"apiRules": [apirule("a", "httpbin", rules.clone())], "defaultDomain": "Local.Kyma.dev"}))
             .unwrap();
-    assert_eq!(cfg.policy.hosts[0].host, "httpbin.local.kyma.dev");
+    assert_eq!(cfg.policy.hosts()[0].host, "httpbin.local.kyma.dev");
     let e = error_of(json!({"apiRules": [apirule("a", HOST, rules.clone()), apirule("b", HOST, rules.clone())]}));
     assert!(
         e.contains("APIRule default/b: spec.host: host api.example.com is already used by APIRule default/a"),
@@ -138,8 +138,8 @@ fn v1alpha1_takes_host_from_service() {
                  "service": {"name": "httpbin", "port": 8000, "host": "httpbin.example.com"},
                  "rules": [rule("/.*", &["get", "post"], "noop", None)]}});
     let cfg = try_load(json!({"apiRules": [r.clone()]})).unwrap();
-    assert_eq!(cfg.policy.hosts[0].host, "httpbin.example.com");
-    assert_eq!(cfg.policy.access_rules[0].methods, vec!["GET", "POST"]);
+    assert_eq!(cfg.policy.hosts()[0].host, "httpbin.example.com");
+    assert_eq!(cfg.policy.access_rules()[0].methods, vec!["GET", "POST"]);
     let mut no_host = r;
     no_host["spec"]["service"].as_object_mut().unwrap().remove("host");
     assert!(error_of(json!({"apiRules": [no_host]})).contains("spec.service.host: is required"));

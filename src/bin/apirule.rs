@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     };
     match apirule_wasm::config::parse(&bytes) {
         Ok(cfg) => {
-            for h in &cfg.policy.hosts {
+            for h in cfg.policy.hosts() {
                 println!("{}: host {} ({} route(s))", h.apirule, h.host, h.routes.len());
             }
             for url in cfg.jwks.values() {

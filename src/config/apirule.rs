@@ -1,11 +1,16 @@
 //! One APIRule resource (v1alpha1 or v1beta1) -> its routes and access rules, validated as the
 //! Kyma controller validated it (reference §1.2-1.5).
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use serde_json::Value;
 
 use super::json::Node;
 use super::{jwt, ConfigError, Options};
-use crate::policy::{AccessRule, Authenticator, HostPolicy, PathPattern, Route, RouteAction, RuleId, Semantics};
+use crate::policy::{
+    AccessRule, Authenticator, HostPolicy, PathPattern, Route, RouteAction, RuleId, Semantics, SharedPath,
+};
 
 const GROUP: &str = "gateway.kyma-project.io/";
 const V1ALPHA1: &str = "gateway.kyma-project.io/v1alpha1";
@@ -31,6 +36,21 @@ pub(crate) struct Compiled {
     pub jwks_urls: Vec<String>,
 }
 
+/// Compiled paths by source text: the same path in many rules and APIRules is compiled once.
+#[derive(Default)]
+pub(crate) struct PathCache(HashMap<String, SharedPath>);
+
+impl PathCache {
+    fn get(&mut self, source: &str) -> Result<SharedPath, regex_lite::Error> {
+        if let Some(path) = self.0.get(source) {
+            return Ok(Rc::clone(path));
+        }
+        let path = Rc::new(PathPattern::new(source)?);
+        self.0.insert(source.to_owned(), Rc::clone(&path));
+        Ok(path)
+    }
+}
+
 /// Whether `s` is dot-separated labels of `[A-Za-z0-9_-]` (the CRD host pattern).
 pub(crate) fn is_dns_name(s: &str) -> bool {
     !s.is_empty()
@@ -48,7 +68,7 @@ fn label(item: &Value, fallback: &str) -> String {
     }
 }
 
-pub(crate) fn compile(item: &Node<'_>, options: &Options) -> Result<Compiled, ConfigError> {
+pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache) -> Result<Compiled, ConfigError> {
     let resource = label(item.value, &item.path);
     let root = Node::root(item.value, &resource);
     root.object()?;
@@ -110,19 +130,20 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options) -> Result<Compiled, Co
     if rules.is_empty() {
         return Err(rules_node.error("must have at least one rule"));
     }
+    let apirule_name: Rc<str> = Rc::from(apirule.as_str());
     let mut routes: Vec<Route> = Vec::new();
     let mut access_rules = Vec::new();
     let mut jwks_urls = Vec::new();
     let mut seen: Vec<(String, String, usize)> = Vec::new();
     for (index, rule) in rules.iter().enumerate() {
         rule.only_keys(&["path", "methods", "accessStrategies", "mutators", "service", "timeout"])?;
-        let id = RuleId { apirule: apirule.clone(), index };
+        let id = RuleId { apirule: Rc::clone(&apirule_name), index };
         let path_node = rule.req("path")?;
         let path_src = path_node.non_empty_str()?;
         if !path_src.starts_with(|c: char| c.is_ascii_alphanumeric() || "./*()?!\\_-".contains(c)) {
             return Err(path_node.error("must start with a letter, digit or one of . / * ( ) ? ! \\ _ -"));
         }
-        let path = PathPattern::new(path_src).map_err(|e| path_node.error(format!("is not a valid regex: {e}")))?;
+        let path = paths.get(path_src).map_err(|e| path_node.error(format!("is not a valid regex: {e}")))?;
         let methods = parse_methods(&rule.req("methods")?, v1alpha1)?;
         for m in &methods {
             if let Some((_, _, first)) = seen.iter().find(|(p, pm, _)| p == path_src && pm == m) {

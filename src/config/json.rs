@@ -17,6 +17,11 @@ impl<'a> Node<'a> {
         Node { value, path: String::new(), resource }
     }
 
+    /// A value found at `path` outside a parsed tree (an APIRule parsed on its own).
+    pub fn at(value: &'a Value, path: String, resource: &'a str) -> Self {
+        Node { value, path, resource }
+    }
+
     /// The resource label errors carry (`APIRule ns/name`).
     pub fn resource(&self) -> &'a str {
         self.resource

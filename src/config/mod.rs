@@ -11,8 +11,10 @@ mod jwt;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
+use crate::jwt::cache::DEFAULT_MAX_ENTRIES;
 use crate::keys::CacheSettings;
 use crate::policy::Policy;
 use json::Node;
@@ -60,6 +62,8 @@ pub struct Config {
     pub cache: CacheSettings,
     /// Every JWKS URL any rule uses, by URL.
     pub jwks: BTreeMap<String, JwksEndpoint>,
+    /// How many verified tokens each worker remembers (0: none).
+    pub token_cache_entries: usize,
 }
 
 /// Plugin-level options beside the APIRules.
@@ -71,11 +75,25 @@ pub(crate) struct Options {
 const PLUGIN: &str = "plugin configuration";
 
 /// Parses and validates the plugin configuration.
+///
+/// APIRules are parsed and compiled one at a time from the raw bytes, so the parsed JSON of only
+/// one is alive at once: wasm memory never shrinks, so the peak of loading is what every worker
+/// keeps for as long as it runs.
 pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
-    let doc: Value =
-        serde_json::from_slice(bytes).map_err(|e| ConfigError::new(PLUGIN, "", format!("is not valid JSON: {e}")))?;
-    let root = Node::root(&doc, PLUGIN);
-    root.only_keys(&["apiRules", "jwks", "clockSkewSeconds", "defaultDomain"])?;
+    let not_json = |e: serde_json::Error| ConfigError::new(PLUGIN, "", format!("is not valid JSON: {e}"));
+    let mut top: BTreeMap<String, &RawValue> =
+        serde_json::from_slice(bytes).map_err(|e| match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => ConfigError::new(PLUGIN, "", "must be an object"),
+            Err(_) => not_json(e),
+        })?;
+    let raw_rules = top.remove("apiRules").filter(|r| r.get() != "null");
+    let mut options_doc = Map::new();
+    for (key, raw) in top {
+        options_doc.insert(key, serde_json::from_str(raw.get()).map_err(not_json)?);
+    }
+    let options_doc = Value::Object(options_doc);
+    let root = Node::root(&options_doc, PLUGIN);
+    root.only_keys(&["apiRules", "jwks", "clockSkewSeconds", "defaultDomain", "tokenCache"])?;
 
     let default_domain = match root.get("defaultDomain") {
         Some(n) => {
@@ -92,31 +110,43 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         None => 0,
     };
     let (cache, clusters) = parse_jwks_options(root.get("jwks"))?;
+    let token_cache_entries = match root.get("tokenCache") {
+        Some(n) => {
+            n.only_keys(&["maxEntries"])?;
+            match n.get("maxEntries") {
+                Some(m) => usize::try_from(m.uint(0, 100_000)?).unwrap_or(0),
+                None => DEFAULT_MAX_ENTRIES,
+            }
+        }
+        None => DEFAULT_MAX_ENTRIES,
+    };
     let options = Options { default_domain };
 
-    let rules = root.req("apiRules")?;
-    let items = rules.items()?;
+    let rules_error = |message: &str| ConfigError::new(PLUGIN, "apiRules", message);
+    let raw_rules = raw_rules.ok_or_else(|| rules_error("is required"))?;
+    let items: Vec<&RawValue> = serde_json::from_str(raw_rules.get()).map_err(|_| rules_error("must be an array"))?;
     if items.is_empty() {
-        return Err(rules.error("must list at least one APIRule"));
+        return Err(rules_error("must list at least one APIRule"));
     }
-    let mut policy = Policy { clock_skew_secs: i64::try_from(clock_skew_secs).unwrap_or(0), ..Policy::default() };
+    let mut policy = Policy::new(i64::try_from(clock_skew_secs).unwrap_or(0));
     let mut jwks_urls = Vec::new();
-    for item in &items {
-        let compiled = apirule::compile(item, &options)?;
-        if let Some(other) = policy.hosts.iter().find(|h| h.host == compiled.host.host) {
-            return Err(ConfigError::new(
-                &format!("APIRule {}", compiled.host.apirule),
-                compiled.host_path,
-                format!("host {} is already used by APIRule {}", compiled.host.host, other.apirule),
-            ));
-        }
+    let mut paths = apirule::PathCache::default();
+    for (i, raw) in items.into_iter().enumerate() {
+        let value: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
+        let compiled = apirule::compile(&Node::at(&value, format!("apiRules[{i}]"), PLUGIN), &options, &mut paths)?;
+        let (apirule, host) = (format!("APIRule {}", compiled.host.apirule), compiled.host.host.clone());
         jwks_urls.extend(compiled.jwks_urls);
-        policy.hosts.push(compiled.host);
-        policy.access_rules.extend(compiled.access_rules);
+        if let Err(other) = policy.add(compiled.host, compiled.access_rules) {
+            let message = format!("host {host} is already used by APIRule {other}");
+            return Err(ConfigError::new(&apirule, compiled.host_path, message));
+        }
     }
 
     let mut jwks = BTreeMap::new();
     for url in jwks_urls {
+        if jwks.contains_key(&url) {
+            continue;
+        }
         let endpoint = jwt::endpoint(&url, clusters.get(&url).map(String::as_str))
             .map_err(|m| ConfigError::new(PLUGIN, "jwks", format!("{url}: {m}")))?;
         jwks.insert(url, endpoint);
@@ -124,7 +154,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     if let Some(url) = clusters.keys().find(|u| !jwks.contains_key(*u)) {
         return Err(ConfigError::new(PLUGIN, "jwks.clusters", format!("{url} is not a jwks_urls entry of any rule")));
     }
-    Ok(Config { policy, cache, jwks })
+    Ok(Config { policy, cache, jwks, token_cache_entries })
 }
 
 fn parse_jwks_options(node: Option<Node<'_>>) -> Result<(CacheSettings, BTreeMap<String, String>), ConfigError> {

@@ -6,7 +6,7 @@ use proxy_wasm::types::{Action, LogLevel, MapType};
 
 use super::metrics::{self, Counter};
 use super::root::register_waiter;
-use super::{log, now_ms, SharedRef, Waiter, NOW_TICK};
+use super::{log, log_debug, now_ms, SharedRef, Waiter, NOW_TICK};
 use crate::policy::request::Request;
 use crate::policy::Decision;
 
@@ -25,20 +25,28 @@ impl HttpFilter {
 enum SnapshotError {
     /// The host refused to hand out the headers.
     Unreadable,
-    /// `:authority`, `:method` or `:path` is not UTF-8: nothing can be decided on it. Carries
-    /// what could be read, to tell whether an APIRule governs the host.
+    /// `:authority`, `:method` or `:path` is not UTF-8: nothing can be decided on it.
     NotUtf8(Request),
+}
+
+/// `:authority` alone: a request for a host no APIRule governs needs nothing else (one host call
+/// instead of copying every header out of Envoy).
+fn read_authority() -> Result<String, SnapshotError> {
+    let value = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":authority")
+        .map_err(|_| SnapshotError::Unreadable)?
+        .unwrap_or_default();
+    String::from_utf8(value).map_err(|_| SnapshotError::NotUtf8(Request::default()))
 }
 
 /// Reads the request headers as raw bytes (header values may hold non-UTF-8 octets; reading
 /// them as strings would trap the VM).
-fn snapshot() -> Result<Request, SnapshotError> {
+fn snapshot(authority: String) -> Result<Request, SnapshotError> {
     let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_err(|_| SnapshotError::Unreadable)?;
-    let mut req = Request::default();
+    let mut req = Request { authority, ..Request::default() };
     let mut not_utf8 = false;
     for (name, value) in pairs {
         let field = match name.as_str() {
-            ":authority" => &mut req.authority,
+            ":authority" => continue,
             ":method" => &mut req.method,
             ":path" => &mut req.path,
             _ => {
@@ -70,7 +78,7 @@ pub(super) fn apply(decision: &Decision, req: &Request, resume: bool) -> Action 
         }
         Decision::Allow { rule, set_headers } => {
             metrics::inc(Counter::Allowed);
-            log(LogLevel::Debug, &format!("apirule: allow {} {} by {rule}", req.method, req.path));
+            log_debug(|| format!("apirule: allow {} {} by {rule}", req.method, req.path));
             for (name, value) in set_headers {
                 let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
             }
@@ -81,14 +89,13 @@ pub(super) fn apply(decision: &Decision, req: &Request, resume: bool) -> Action 
         }
         Decision::Deny { rule, reason, response } => {
             metrics::inc(Counter::Denied);
-            let rule = rule.as_ref().map(|r| format!(" (rule {r})")).unwrap_or_default();
-            log(
-                LogLevel::Debug,
-                &format!(
+            log_debug(|| {
+                let rule = rule.as_ref().map(|r| format!(" (rule {r})")).unwrap_or_default();
+                format!(
                     "apirule: deny {} {} {} with {}{rule}: {reason}",
                     req.method, req.authority, req.path, response.status
-                ),
-            );
+                )
+            });
             let headers: Vec<(&str, &str)> = response.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let body = (!response.body.is_empty()).then_some(response.body.as_slice());
             if hostcalls::send_http_response(u32::from(response.status), headers, body).is_err() {
@@ -116,34 +123,36 @@ impl Context for HttpFilter {
 
 impl HttpContext for HttpFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let req = match snapshot() {
-            Ok(req) => req,
+        let Some(config) = self.shared.try_borrow().ok().and_then(|s| s.config.clone()) else {
+            return apply(&internal_error(&Request::default()), &Request::default(), false);
+        };
+        let snapshot = read_authority().and_then(|authority| {
+            if config.policy.governs(&authority) {
+                snapshot(authority).map(Some)
+            } else {
+                Ok(None)
+            }
+        });
+        let req = match snapshot {
+            Ok(Some(req)) => req,
+            Ok(None) => return apply(&Decision::PassThrough, &Request::default(), false),
             Err(SnapshotError::Unreadable) => {
                 return apply(&internal_error(&Request::default()), &Request::default(), false)
             }
+            // The host's name is unreadable (so it may be a governed one) or the request line of a
+            // governed host is: nothing can be decided on it.
             Err(SnapshotError::NotUtf8(partial)) => {
-                let governed = self
-                    .shared
-                    .try_borrow()
-                    .ok()
-                    .and_then(|s| s.config.clone())
-                    .is_none_or(|c| partial.authority.is_empty() || c.policy.governs(&partial.authority));
-                if !governed {
-                    return apply(&Decision::PassThrough, &partial, false);
-                }
                 let deny = Decision::deny_outside_rules(&partial, 400, "request line is not UTF-8", false);
                 return apply(&deny, &partial, false);
             }
         };
         let now = now_ms();
         let (decision, root_id) = {
-            let Ok(s) = self.shared.try_borrow() else {
+            let Ok(mut s) = self.shared.try_borrow_mut() else {
                 return apply(&internal_error(&req), &req, false);
             };
-            let Some(config) = s.config.clone() else {
-                return apply(&internal_error(&req), &req, false);
-            };
-            (config.policy.decide(&req, now, &s.cache), s.root_context_id)
+            let s = &mut *s;
+            (config.policy.decide_cached(&req, now, &s.cache, &mut s.tokens), s.root_context_id)
         };
         match decision {
             Decision::NeedKeys { urls } => {

@@ -10,7 +10,7 @@ mod http;
 mod metrics;
 mod root;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -18,6 +18,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 
 use crate::config::Config;
+use crate::jwt::cache::VerifiedTokens;
 use crate::keys::KeyCache;
 use crate::policy::request::Request;
 
@@ -42,6 +43,7 @@ const MAX_WAITERS: usize = 10_000;
 struct Shared {
     config: Option<Rc<Config>>,
     cache: KeyCache,
+    tokens: VerifiedTokens,
     waiters: Vec<Waiter>,
     root_context_id: u32,
 }
@@ -65,4 +67,23 @@ fn now_ms() -> u64 {
 
 fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
+}
+
+thread_local! {
+    static DEBUG_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Reads Envoy's log level for this plugin (at configure time and on every tick: an operator can
+/// change it at run time), so debug lines are only formatted when they will be written.
+fn refresh_log_level() {
+    let debug = hostcalls::get_log_level().map_or(true, |level| matches!(level, LogLevel::Trace | LogLevel::Debug));
+    DEBUG_ENABLED.with(|d| d.set(debug));
+}
+
+/// Logs at debug level; `message` is only built when debug logging is on (it is off in
+/// production, and formatting every allow and deny would cost more than deciding them).
+fn log_debug(message: impl FnOnce() -> String) {
+    if DEBUG_ENABLED.with(Cell::get) {
+        log(LogLevel::Debug, &message());
+    }
 }

@@ -11,8 +11,9 @@ use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 
 use super::http::{apply, HttpFilter};
 use super::metrics::{self, Counter};
-use super::{log, now_ms, Shared, SharedRef, Waiter, BUSY_TICK, IDLE_TICK};
+use super::{log, log_debug, now_ms, refresh_log_level, Shared, SharedRef, Waiter, BUSY_TICK, IDLE_TICK};
 use crate::config;
+use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::jwks::{parse_jwks, MAX_JWKS_BYTES};
 use crate::keys::KeyCache;
 use crate::policy::Decision;
@@ -69,7 +70,7 @@ impl Root {
             match dispatched {
                 Ok(token) => {
                     self.calls.insert(token, url.clone());
-                    log(LogLevel::Debug, &format!("apirule: fetching JWKS {url} via cluster {}", endpoint.cluster));
+                    log_debug(|| format!("apirule: fetching JWKS {url} via cluster {}", endpoint.cluster));
                 }
                 Err(status) => {
                     self.fetch_failed(&url, format!("dispatch to cluster {} failed: {status:?}", endpoint.cluster), now)
@@ -90,7 +91,11 @@ impl Root {
         };
         let mut still_waiting = Vec::new();
         for mut waiter in waiters {
-            let decision = config.policy.decide(&waiter.request, now, &self.shared.borrow().cache);
+            let decision = {
+                let mut s = self.shared.borrow_mut();
+                let s = &mut *s;
+                config.policy.decide_cached(&waiter.request, now, &s.cache, &mut s.tokens)
+            };
             let decision = match decision {
                 Decision::NeedKeys { urls } if now < waiter.since_ms.saturating_add(deadline_ms) => {
                     waiter.urls = urls;
@@ -138,10 +143,7 @@ impl Context for Root {
         };
         match result {
             Ok(keys) => {
-                log(
-                    LogLevel::Debug,
-                    &format!("apirule: JWKS {url}: {} keys ({} skipped)", keys.keys.len(), keys.skipped),
-                );
+                log_debug(|| format!("apirule: JWKS {url}: {} keys ({} skipped)", keys.keys.len(), keys.skipped));
                 metrics::inc(Counter::JwksFetchOk);
                 self.shared.borrow_mut().cache.fetch_succeeded(&url, keys, now);
             }
@@ -163,14 +165,15 @@ impl RootContext for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
+        refresh_log_level();
         match config::parse(&bytes) {
             Ok(cfg) => {
                 log(
                     LogLevel::Info,
                     &format!(
                         "apirule: configured {} APIRule host(s), {} access rule(s), {} JWKS URL(s)",
-                        cfg.policy.hosts.len(),
-                        cfg.policy.access_rules.len(),
+                        cfg.policy.hosts().len(),
+                        cfg.policy.access_rules().len(),
                         cfg.jwks.len()
                     ),
                 );
@@ -178,6 +181,8 @@ impl RootContext for Root {
                 if s.cache.settings() != &cfg.cache {
                     s.cache = KeyCache::new(cfg.cache.clone());
                 }
+                // Verdicts do not depend on the rules, but a new configuration starts clean.
+                s.tokens = VerifiedTokens::new(cfg.token_cache_entries);
                 s.config = Some(Rc::new(cfg));
                 drop(s);
                 metrics::define();
@@ -192,6 +197,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        refresh_log_level();
         let now = now_ms();
         let lost = self.shared.borrow_mut().cache.expire_lost_fetches(now);
         for url in &lost {

@@ -29,6 +29,11 @@ fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Cl
     }
 }
 
+/// The token's `exp` in Unix seconds (`None`: not checked), or an error when it is not a number.
+pub fn expiry(claims: &Map<String, Value>) -> Result<Option<i64>, ClaimError> {
+    time_claim(claims, "exp")
+}
+
 /// `exp`, `iat`, `nbf` against `now_secs`.
 pub fn check_times(claims: &Map<String, Value>, now_secs: i64, skew_secs: i64) -> Result<(), ClaimError> {
     if let Some(exp) = time_claim(claims, "exp")? {

@@ -66,7 +66,12 @@ pub struct KeySet {
 impl KeySet {
     /// The first key with this `kid` whose `use` is `sig` (reference §2.4 step 3).
     pub fn signing_key(&self, kid: &str) -> Option<&Jwk> {
-        self.keys.iter().find(|k| k.kid.as_deref() == Some(kid) && k.usage.as_deref() == Some("sig"))
+        self.signing_key_index(kid).and_then(|i| self.keys.get(i))
+    }
+
+    /// Where `signing_key` is in `keys`.
+    pub fn signing_key_index(&self, kid: &str) -> Option<usize> {
+        self.keys.iter().position(|k| k.kid.as_deref() == Some(kid) && k.usage.as_deref() == Some("sig"))
     }
 }
 

@@ -2,6 +2,7 @@
 //! extract -> parse -> alg -> kid -> key -> signature -> times -> audience -> issuer -> scopes.
 
 pub mod algorithm;
+pub mod cache;
 pub mod claims;
 pub mod extract;
 pub mod jwks;
@@ -9,10 +10,14 @@ pub mod scope;
 pub mod signature;
 pub mod token;
 
+use std::rc::Rc;
+
 use crate::keys::KeyStore;
 use crate::policy::request::Request;
 use algorithm::Algorithm;
+use cache::{Verified, VerifiedTokens};
 use extract::TokenSource;
+use jwks::KeySet;
 use scope::ScopeStrategy;
 
 /// A compiled `jwt` access strategy.
@@ -40,12 +45,20 @@ pub enum AuthOutcome {
     NeedKeys(Vec<String>),
 }
 
-/// Runs the `jwt` authenticator on `req` at `now_ms` with `skew_secs` of clock tolerance.
-pub fn authenticate(rule: &JwtRule, req: &Request, now_ms: u64, skew_secs: i64, keys: &dyn KeyStore) -> AuthOutcome {
+/// Runs the `jwt` authenticator on `req` at `now_ms` with `skew_secs` of clock tolerance. Tokens
+/// whose signature verified before are taken from `tokens` (see `cache`).
+pub fn authenticate(
+    rule: &JwtRule,
+    req: &Request,
+    now_ms: u64,
+    skew_secs: i64,
+    keys: &dyn KeyStore,
+    tokens: &mut VerifiedTokens,
+) -> AuthOutcome {
     let Some(compact) = extract::extract(&rule.token_from, req) else {
         return AuthOutcome::NotResponsible;
     };
-    match verify(rule, &compact, now_ms, skew_secs, keys) {
+    match verify(rule, &compact, now_ms, skew_secs, keys, tokens) {
         Ok(subject) => AuthOutcome::Authenticated { subject },
         Err(Failure::Reject(reason)) => AuthOutcome::Rejected(reason),
         Err(Failure::NeedKeys(urls)) => AuthOutcome::NeedKeys(urls),
@@ -67,21 +80,22 @@ fn verify(
     now_ms: u64,
     skew_secs: i64,
     keys: &dyn KeyStore,
+    tokens: &mut VerifiedTokens,
 ) -> Result<Option<String>, Failure> {
-    let token = token::parse(compact).map_err(|e| Failure::Reject(e.to_string()))?;
-    let Some(alg) = Algorithm::from_name(&token.alg).filter(|a| rule.allowed_algorithms.contains(a)) else {
-        return reject(format!("algorithm {:?} is not allowed", token.alg));
-    };
-    let Some(kid) = token.kid.as_deref().filter(|k| !k.is_empty()) else {
-        return reject("token has no kid");
-    };
-    let key = find_key(rule, kid, now_ms, keys)?;
-    if key.family() != alg.key_family() {
-        return reject(format!("key {kid:?} does not fit algorithm {}", alg.name()));
-    }
-    signature::verify_signature(alg, &key, compact).map_err(|e| Failure::Reject(format!("bad signature: {}", e.0)))?;
     let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-    let claims = &token.claims;
+    let verified = match tokens.get(compact, now_secs) {
+        // The cached verdict holds only if this rule would pick a key of that same key set.
+        Some((verified, set)) => {
+            let found = find_key(rule, allowed(rule, verified.alg.name())?, &verified.kid, now_ms, keys)?;
+            if Rc::ptr_eq(&found.set, &set) {
+                verified
+            } else {
+                verify_uncached(rule, compact, now_ms, keys, tokens)?
+            }
+        }
+        None => verify_uncached(rule, compact, now_ms, keys, tokens)?,
+    };
+    let claims = &verified.claims;
     claims::check_times(claims, now_secs, skew_secs).map_err(|e| Failure::Reject(e.0))?;
     claims::check_audience(claims, &rule.target_audience).map_err(|e| Failure::Reject(e.0))?;
     claims::check_issuer(claims, &rule.trusted_issuers).map_err(|e| Failure::Reject(e.0))?;
@@ -92,20 +106,64 @@ fn verify(
     Ok(claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned))
 }
 
-/// The first signing key with `kid` over `jwks_urls` in order. A later URL's key only counts once
-/// every earlier URL is settled, so the answer never depends on which fetch lands first. When no
-/// usable set has the kid, waits for fetches that can still help (missing sets, or a refetch for
-/// an unknown kid).
-fn find_key(rule: &JwtRule, kid: &str, now_ms: u64, keys: &dyn KeyStore) -> Result<jwks::PublicKey, Failure> {
+/// The token's algorithm, if the rule allows it.
+fn allowed(rule: &JwtRule, alg: &str) -> Result<Algorithm, Failure> {
+    match Algorithm::from_name(alg).filter(|a| rule.allowed_algorithms.contains(a)) {
+        Some(alg) => Ok(alg),
+        None => reject(format!("algorithm {alg:?} is not allowed")),
+    }
+}
+
+/// Parses the token and checks its signature with the key the rule selects; remembers a success.
+fn verify_uncached(
+    rule: &JwtRule,
+    compact: &str,
+    now_ms: u64,
+    keys: &dyn KeyStore,
+    tokens: &mut VerifiedTokens,
+) -> Result<Rc<Verified>, Failure> {
+    let token = token::parse(compact).map_err(|e| Failure::Reject(e.to_string()))?;
+    let alg = allowed(rule, &token.alg)?;
+    let Some(kid) = token.kid.filter(|k| !k.is_empty()) else {
+        return reject("token has no kid");
+    };
+    let found = find_key(rule, alg, &kid, now_ms, keys)?;
+    let Some(jwk) = found.set.keys.get(found.index) else {
+        return reject(format!("no signing key with kid {kid:?}"));
+    };
+    signature::verify_signature(alg, &jwk.key, compact)
+        .map_err(|e| Failure::Reject(format!("bad signature: {}", e.0)))?;
+    let expires_at = claims::expiry(&token.claims);
+    let verified = Rc::new(Verified { alg, kid, claims: token.claims });
+    if let Ok(expires_at) = expires_at {
+        tokens.insert(compact, Rc::clone(&verified), &found.set, expires_at);
+    }
+    Ok(verified)
+}
+
+/// A signing key: the set it belongs to (its identity keys the token cache) and its position.
+struct FoundKey {
+    set: Rc<KeySet>,
+    index: usize,
+}
+
+/// The first signing key with `kid` over `jwks_urls` in order, whose family fits `alg`. A later
+/// URL's key only counts once every earlier URL is settled, so the answer never depends on which
+/// fetch lands first. When no usable set has the kid, waits for fetches that can still help
+/// (missing sets, or a refetch for an unknown kid).
+fn find_key(rule: &JwtRule, alg: Algorithm, kid: &str, now_ms: u64, keys: &dyn KeyStore) -> Result<FoundKey, Failure> {
     let mut earlier_pending: Vec<String> = Vec::new();
     for url in &rule.jwks_urls {
         match keys.usable(url, now_ms) {
             Some(set) => {
-                if let Some(jwk) = set.signing_key(kid) {
-                    if earlier_pending.is_empty() {
-                        return Ok(jwk.key.clone());
+                if let Some(index) = set.signing_key_index(kid) {
+                    if !earlier_pending.is_empty() {
+                        return Err(Failure::NeedKeys(earlier_pending));
                     }
-                    return Err(Failure::NeedKeys(earlier_pending));
+                    if set.keys.get(index).map(|k| k.key.family()) != Some(alg.key_family()) {
+                        return reject(format!("key {kid:?} does not fit algorithm {}", alg.name()));
+                    }
+                    return Ok(FoundKey { set, index });
                 }
             }
             None if keys.may_fetch(url, now_ms) => earlier_pending.push(url.clone()),

@@ -5,6 +5,7 @@
 use super::request::Request;
 use super::response::{self, ErrorStyle};
 use super::{path, AccessRule, Authenticator, Decision, HostPolicy, Policy, RouteAction, RuleId};
+use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::{self, AuthOutcome};
 use crate::keys::KeyStore;
 
@@ -15,6 +16,7 @@ pub(super) fn decide(
     req: &Request,
     now_ms: u64,
     keys: &dyn KeyStore,
+    tokens: &mut VerifiedTokens,
 ) -> Decision {
     let deny = |status: u16, style: ErrorStyle, rule: Option<&RuleId>, reason: String, token: bool| {
         let request_id = req.request_id();
@@ -58,9 +60,8 @@ pub(super) fn decide(
         Err(e) => return deny(400, ErrorStyle::BadRequest, None, format!("unusable path: {e:?}"), false),
     };
     let matching: Vec<&AccessRule> = policy
-        .access_rules
-        .iter()
-        .filter(|r| r.host == req.authority && r.methods.contains(&method) && r.path.matches(&decoded))
+        .access_candidates(&req.authority)
+        .filter(|r| r.methods.contains(&method) && r.path.matches(&decoded))
         .collect();
     let rule = match matching.as_slice() {
         [rule] => *rule,
@@ -84,7 +85,7 @@ pub(super) fn decide(
             }
             Authenticator::Unauthorized => AuthOutcome::Rejected("unauthorized handler".into()),
             Authenticator::Jwt(jwt_rule) => {
-                jwt::authenticate(jwt_rule.as_ref(), req, now_ms, policy.clock_skew_secs, keys)
+                jwt::authenticate(jwt_rule.as_ref(), req, now_ms, policy.clock_skew_secs, keys, tokens)
             }
         };
         match outcome {

@@ -1,0 +1,195 @@
+//! The verified-token cache seen through whole decisions: a repeated token is answered from the
+//! cache, and no cached verdict ever lets through a token the uncached path would deny.
+
+mod common;
+
+use std::rc::Rc;
+
+use apirule_wasm::jwt::algorithm::Algorithm;
+use apirule_wasm::jwt::cache::{Verified, VerifiedTokens};
+use apirule_wasm::jwt::jwks::parse_jwks;
+use apirule_wasm::keys::{KeyCache, KeyStore};
+use apirule_wasm::policy::Decision;
+use common::*;
+use serde_json::{json, Value};
+
+fn jwt_rule(path: &str, extra: Value) -> Value {
+    rule(path, &["GET"], "jwt", Some(jwt_config(extra)))
+}
+
+fn policy() -> apirule_wasm::config::Config {
+    let other_jwks = "https://other.example.com/keys";
+    load(vec![apirule(
+        "httpbin",
+        HOST,
+        json!([
+            jwt_rule("/a", json!({})),
+            jwt_rule("/strict", json!({"trusted_issuers": ["https://another-idp.example.com"]})),
+            jwt_rule("/aud", json!({"target_audience": ["orders"]})),
+            jwt_rule("/other-keys", json!({"jwks_urls": [other_jwks]})),
+        ]),
+    )])
+}
+
+fn refetch(cache: &mut KeyCache, url: &str, jwks: Value, at_ms: u64) {
+    cache.fetch_started(url, at_ms);
+    cache.fetch_succeeded(url, parse_jwks(jwks.to_string().as_bytes()).unwrap(), at_ms);
+}
+
+#[test]
+fn a_repeated_token_is_answered_from_the_cache() {
+    let cfg = policy();
+    let keys = default_cache();
+    let mut tokens = VerifiedTokens::new(16);
+    let token = rs256(good_claims());
+    let req = bearer(get("/a"), &token);
+    assert_eq!(status(&cfg.policy.decide_cached(&req, NOW_MS, &keys, &mut tokens)), 200);
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(status(&cfg.policy.decide_cached(&req, NOW_MS, &keys, &mut tokens)), 200);
+    assert_eq!(tokens.len(), 1, "the same token is not stored twice");
+}
+
+#[test]
+fn a_cached_verdict_stands_in_for_the_signature() {
+    // Proof that a hit skips the signature: a token whose signature is garbage, planted in the
+    // cache as verified by the live key set, is accepted. (Only the filter itself can plant.)
+    let cfg = policy();
+    let keys = default_cache();
+    let set = keys.usable(JWKS_URL, NOW_MS).unwrap();
+    let forged = format!("{}.AAAA", rs256(good_claims()).rsplit_once('.').unwrap().0);
+    let claims = good_claims().as_object().unwrap().clone();
+    let mut tokens = VerifiedTokens::new(16);
+    let verified = Rc::new(Verified { alg: Algorithm::RS256, kid: "k1".into(), claims });
+    tokens.insert(&forged, verified, &set, None);
+    let req = bearer(get("/a"), &forged);
+    assert_eq!(status(&cfg.policy.decide_cached(&req, NOW_MS, &keys, &mut tokens)), 200);
+    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS, &keys)), 401, "uncached, it is denied");
+}
+
+#[test]
+fn claims_are_checked_per_rule_on_every_hit() {
+    let cfg = policy();
+    let keys = default_cache();
+    let mut tokens = VerifiedTokens::new(16);
+    let token = rs256(good_claims());
+    assert_eq!(status(&cfg.policy.decide_cached(&bearer(get("/a"), &token), NOW_MS, &keys, &mut tokens)), 200);
+    for path in ["/strict", "/aud"] {
+        let d = cfg.policy.decide_cached(&bearer(get(path), &token), NOW_MS, &keys, &mut tokens);
+        assert_eq!(status(&d), 401, "{path}: {d:?}");
+    }
+}
+
+#[test]
+fn a_verdict_is_not_used_for_a_rule_with_other_key_sets() {
+    // A verdict planted for set A (JWKS_URL) is not taken by a rule that reads set B, even when B
+    // publishes the very same key under the same kid: B's rule verifies, and the forgery fails.
+    let cfg = policy();
+    let mut keys = default_cache();
+    refetch(&mut keys, "https://other.example.com/keys", json!({"keys": [rsa_public_jwk("k1")]}), NOW_MS);
+    let set_a = keys.usable(JWKS_URL, NOW_MS).unwrap();
+    let forged = format!("{}.AAAA", rs256(good_claims()).rsplit_once('.').unwrap().0);
+    let claims = good_claims().as_object().unwrap().clone();
+    let mut tokens = VerifiedTokens::new(16);
+    tokens.insert(&forged, Rc::new(Verified { alg: Algorithm::RS256, kid: "k1".into(), claims }), &set_a, None);
+    assert_eq!(status(&cfg.policy.decide_cached(&bearer(get("/a"), &forged), NOW_MS, &keys, &mut tokens)), 200);
+    let d = cfg.policy.decide_cached(&bearer(get("/other-keys"), &forged), NOW_MS, &keys, &mut tokens);
+    assert_eq!(status(&d), 401, "{d:?}");
+    // A real token passes under both rules.
+    let token = rs256(good_claims());
+    for path in ["/a", "/other-keys"] {
+        assert_eq!(status(&cfg.policy.decide_cached(&bearer(get(path), &token), NOW_MS, &keys, &mut tokens)), 200);
+    }
+}
+
+#[test]
+fn a_refetched_key_set_invalidates_its_tokens() {
+    let cfg = policy();
+    let mut keys = default_cache();
+    let mut tokens = VerifiedTokens::new(16);
+    let token = rs256(good_claims());
+    let req = bearer(get("/a"), &token);
+    assert_eq!(status(&cfg.policy.decide_cached(&req, NOW_MS, &keys, &mut tokens)), 200);
+    // The IdP rotated: `k1` is now another key. The cached verdict must not survive that.
+    refetch(&mut keys, JWKS_URL, json!({"keys": [ec_public_jwk("k1")]}), NOW_MS + 1000);
+    let d = cfg.policy.decide_cached(&req, NOW_MS + 1000, &keys, &mut tokens);
+    assert_eq!(status(&d), 401, "{d:?}");
+    // The same keys fetched again: a new set, so the token is verified again (and passes).
+    refetch(&mut keys, JWKS_URL, json!({"keys": [rsa_public_jwk("k1")]}), NOW_MS + 2000);
+    assert_eq!(status(&cfg.policy.decide_cached(&req, NOW_MS + 2000, &keys, &mut tokens)), 200);
+}
+
+#[test]
+fn a_cached_token_expires_with_its_exp() {
+    let cfg = policy();
+    let keys = default_cache();
+    let mut tokens = VerifiedTokens::new(16);
+    let token = rs256(json!({"iss": ISSUER, "sub": "u", "exp": NOW_SECS + 1}));
+    let req = bearer(get("/a"), &token);
+    assert_eq!(status(&cfg.policy.decide_cached(&req, NOW_MS, &keys, &mut tokens)), 200);
+    assert_eq!(status(&cfg.policy.decide_cached(&req, NOW_MS + 1000, &keys, &mut tokens)), 200);
+    assert_eq!(status(&cfg.policy.decide_cached(&req, NOW_MS + 2000, &keys, &mut tokens)), 401);
+}
+
+#[test]
+fn failures_are_not_cached_and_lookalikes_do_not_hit() {
+    let cfg = policy();
+    let keys = default_cache();
+    let mut tokens = VerifiedTokens::new(16);
+    let token = rs256(good_claims());
+    assert_eq!(status(&cfg.policy.decide_cached(&bearer(get("/a"), &token), NOW_MS, &keys, &mut tokens)), 200);
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let mut flipped = sig.as_bytes().to_vec();
+    flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+    let lookalikes = [
+        format!("{input}.{}", String::from_utf8(flipped).unwrap()),
+        format!("{token}A"),
+        token[..token.len() - 1].to_owned(),
+        format!("{input}."),
+    ];
+    for bad in &lookalikes {
+        for _ in 0..2 {
+            let d = cfg.policy.decide_cached(&bearer(get("/a"), bad), NOW_MS, &keys, &mut tokens);
+            assert_eq!(status(&d), 401, "{bad}: {d:?}");
+        }
+    }
+    assert_eq!(tokens.len(), 1, "only the valid token is cached");
+}
+
+#[test]
+fn cached_and_uncached_decisions_agree() {
+    let cfg = policy();
+    let keys = default_cache();
+    let mut tokens = VerifiedTokens::new(64);
+    let tokens_to_try = [
+        rs256(good_claims()),
+        rs256(json!({"iss": "https://evil.example.com", "exp": NOW_SECS + 60})),
+        rs256(json!({"iss": ISSUER, "aud": ["orders"], "exp": NOW_SECS + 60})),
+        rs256(json!({"iss": ISSUER, "exp": NOW_SECS - 1})),
+        mint(json!({"alg": "ES256", "kid": "e1"}), good_claims(), Signer::Ec),
+        mint(json!({"alg": "RS256", "kid": "e1"}), good_claims(), Signer::Rsa),
+    ];
+    for round in 0..3 {
+        for token in &tokens_to_try {
+            for path in ["/a", "/strict", "/aud", "/other-keys"] {
+                let req = bearer(get(path), token);
+                let cached = cfg.policy.decide_cached(&req, NOW_MS, &keys, &mut tokens);
+                let plain = cfg.policy.decide(&req, NOW_MS, &keys);
+                assert_eq!(status(&cached), status(&plain), "round {round} {path} {token}");
+                assert!(!matches!(cached, Decision::NeedKeys { .. }) || matches!(plain, Decision::NeedKeys { .. }));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_cache_size_is_a_plugin_option() {
+    let rules = json!([jwt_rule("/a", json!({}))]);
+    let cfg =
+        try_load(json!({"apiRules": [apirule("a", HOST, rules.clone())], "tokenCache": {"maxEntries": 0}})).unwrap();
+    assert_eq!(cfg.token_cache_entries, 0);
+    assert_eq!(load(vec![apirule("a", HOST, rules.clone())]).token_cache_entries, 1024);
+    let e = try_load(json!({"apiRules": [apirule("a", HOST, rules.clone())], "tokenCache": {"maxEntries": -1}}));
+    assert!(e.unwrap_err().to_string().contains("tokenCache.maxEntries: must be an integer from 0 to 100000"));
+    let e = try_load(json!({"apiRules": [apirule("a", HOST, rules)], "tokenCache": {"size": 1}}));
+    assert!(e.unwrap_err().to_string().contains("tokenCache.size: unknown field"));
+}
