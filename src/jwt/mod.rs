@@ -5,6 +5,7 @@ pub mod algorithm;
 pub mod claims;
 pub mod extract;
 pub mod jwks;
+pub mod rsa;
 pub mod scope;
 pub mod signature;
 pub mod token;
