@@ -65,3 +65,10 @@ bench: wasm envoy wrk
 clean:
 	cargo clean
 	rm -rf $(VENV) $(NODE_MODULES)
+
+# The RSA Wycheproof vectors compiled to wasm32-wasip1 and run under wasmtime (PyPI, in .venv),
+# so the verifier is checked as the filter runs it, not only natively.
+.PHONY: test-wasm-crypto
+test-wasm-crypto: $(VENV)/.installed
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tools/wasi_run.py" \
+		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof
