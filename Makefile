@@ -72,3 +72,12 @@ clean:
 test-wasm-crypto: $(VENV)/.installed
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tools/wasi_run.py" \
 		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof
+
+# Differential fuzzing of the RSA verifier against the rsa crate (cargo-fuzz; needs the nightly
+# toolchain), bounded to FUZZ_SECONDS. No sanitizer: the code under test is safe Rust, and
+# instrumented bignum code is slow enough already.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz-rsa
+fuzz-rsa:
+	@command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
+	cd fuzz && cargo +nightly fuzz run --sanitizer none rsa_differential -- -max_total_time=$(FUZZ_SECONDS)

@@ -42,3 +42,24 @@ fn agrees_with_the_rsa_crate() {
     assert!(verified >= rounds * keys * 6, "every uncorrupted signature verifies");
     assert!(padding_rejections >= cases / CORRUPTIONS.len(), "encoded-message corruptions reached the padding checks");
 }
+
+/// The one input class where the verifiers are meant to differ (found by `make fuzz-rsa`): a PSS
+/// encoded message that does not fit emLen = k - 1 octets, for a 2049-bit modulus.
+#[test]
+fn pss_rejects_a_nonzero_byte_above_em_len_which_the_rsa_crate_accepts() {
+    use apirule_wasm::jwt::rsa::{HashAlg, RsaVerifyError};
+    use rsa_diff::{both, edited_signature, Scheme};
+    let key = pool().iter().find(|k| k.ours.bits() == 2049).unwrap();
+    // Setting the leading byte keeps the PSS structure below it intact; it needs s^e mod n < n,
+    // which holds for a fair share of messages.
+    let (msg, sig) = (0..64)
+        .map(|i| format!("header.payload{i}").into_bytes())
+        .find_map(|msg| edited_signature(key, Scheme::Pss, HashAlg::Sha256, &msg, |em| em[0] = 1).map(|s| (msg, s)))
+        .unwrap();
+    let msg = &msg[..];
+    assert_eq!(both(key, Scheme::Pss, HashAlg::Sha256, msg, &sig), (false, true));
+    assert_eq!(key.ours.verify_pss(HashAlg::Sha256, msg, &sig), Err(RsaVerifyError::PssTopBits));
+    // The untouched signature verifies with both.
+    let sig = edited_signature(key, Scheme::Pss, HashAlg::Sha256, msg, |_| {}).unwrap();
+    assert_eq!(both(key, Scheme::Pss, HashAlg::Sha256, msg, &sig), (true, true));
+}

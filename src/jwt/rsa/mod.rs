@@ -31,7 +31,7 @@ pub const MAX_MODULUS_BITS: usize = 4096;
 pub const MAX_EXPONENT: u64 = (1 << 33) - 1;
 
 /// The hash a JWS RSA algorithm names (the number in RS256/PS384/...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HashAlg {
     Sha256,
     Sha384,
