@@ -71,7 +71,7 @@ clean:
 .PHONY: test-wasm-crypto
 test-wasm-crypto: $(VENV)/.installed
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tools/wasi_run.py" \
-		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof
+		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof -- --show-output
 
 # Differential fuzzing of the RSA verifier against the rsa crate (cargo-fuzz; needs the nightly
 # toolchain), bounded to FUZZ_SECONDS. No sanitizer: the code under test is safe Rust, and

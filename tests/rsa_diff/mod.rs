@@ -336,7 +336,7 @@ pub fn check(data: &[u8]) -> Outcome {
 /// `make fuzz-rsa`.
 pub fn rsa_crate_ignores_leading_byte(key: &PoolKey, scheme: Scheme, sig: &[u8]) -> bool {
     let bits = key.ours.bits();
-    if scheme != Scheme::Pss || (bits - 1) % 8 != 0 || sig.len() != key.private.size() {
+    if scheme != Scheme::Pss || !(bits - 1).is_multiple_of(8) || sig.len() != key.private.size() {
         return false;
     }
     let s = BigUint::from_bytes_be(sig);

@@ -100,7 +100,8 @@ fn geq(a: &[u32], b: &[u32]) -> bool {
     true
 }
 
-/// a -= b (equal lengths, a >= b as numbers including `a_top`, the limb above a's).
+/// a -= b modulo 2^(28 * len), for equal lengths. Callers subtract only when the true difference
+/// is non-negative; a limb above `a` that it may involve is cancelled by the final borrow.
 fn sub_in_place(a: &mut [u32], b: &[u32]) {
     let mut borrow = 0u32;
     for (x, &y) in a.iter_mut().zip(b) {
@@ -200,7 +201,7 @@ impl Modulus {
             };
             let bi = u64::from(bi);
             let t0 = row.first().copied().unwrap_or(0);
-            let m = ((t0 + u64::from(a0) * bi) & MASK) * u64::from(self.n0_inv) & MASK;
+            let m = (((t0 + u64::from(a0) * bi) & MASK) * u64::from(self.n0_inv)) & MASK;
             // Four limbs per step: at opt-level "z" LLVM does not unroll, and the loop overhead
             // (counter, three pointers, branch) would otherwise cost as much as the arithmetic.
             let (a4, a_tail) = a.as_chunks::<4>();
@@ -234,8 +235,8 @@ impl Modulus {
             return;
         };
         propagate(high);
-        // high < 2n: at most one subtraction, the top limb (below 2^28 except for the bit that
-        // 2n may carry) taking part in the comparison.
+        // high < 2n, so one conditional subtraction reduces it; its top limb (index k, 0 or 1)
+        // counts in the comparison.
         for (o, &h) in out.iter_mut().zip(high.iter()) {
             *o = h as u32;
         }
