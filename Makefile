@@ -66,8 +66,9 @@ node-deps: $(NODE_MODULES)/.installed
 # Everything `make run` needs besides the .wasm (also for the docker-compose and func-e stacks).
 deps: venv-run node-deps
 
-# `make test` is what CI runs: lint, the repository guard, native tests, end-to-end tests.
-test: lint test-repo test-unit test-e2e
+# `make test` is what CI runs: lint, the repository guard, native tests (with the short form of
+# the differential fuzz test), the crypto vectors inside wasm, end-to-end tests.
+test: lint test-repo test-unit test-wasm-crypto test-e2e
 
 test-repo: venv-test
 	$(PY) -m pytest -q tests/repo
@@ -110,3 +111,19 @@ bench: wasm $(EMPTY_WASM) venv-test wrk
 clean:
 	cargo clean
 	rm -rf $(VENV) $(NODE_MODULES)
+
+# The RSA Wycheproof vectors compiled to wasm32-wasip1 and run under wasmtime (PyPI, in .venv),
+# so the verifier is checked as the filter runs it, not only natively.
+.PHONY: test-wasm-crypto
+test-wasm-crypto: venv-test wasm-target
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tools/wasi_run.py" \
+		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof -- --show-output
+
+# Differential fuzzing of the RSA verifier against the rsa crate (cargo-fuzz; needs the nightly
+# toolchain), bounded to FUZZ_SECONDS. No sanitizer: the code under test is safe Rust, and
+# instrumented bignum code is slow enough already.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz-rsa
+fuzz-rsa:
+	@command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
+	cd fuzz && cargo +nightly fuzz run --sanitizer none rsa_differential -- -max_total_time=$(FUZZ_SECONDS)

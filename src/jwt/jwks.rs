@@ -5,16 +5,15 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
 use serde_json::Value;
+use std::sync::Arc;
 
 use super::algorithm::KeyFamily;
+use super::rsa::RsaPublicKey;
 
 /// Largest JWKS body accepted.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Most keys kept from one set.
 pub const MAX_KEYS: usize = 64;
-/// RSA moduli accepted, in bits: small keys are forgeable, huge ones make verification a DoS.
-pub const RSA_MIN_BITS: usize = 1024;
-pub const RSA_MAX_BITS: usize = 8192;
 
 /// base64url as JWKs use it; padding tolerated because some IdPs emit it.
 pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
@@ -25,10 +24,9 @@ pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
 /// Public key material, reduced to what verification needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
-    Rsa {
-        n: Vec<u8>,
-        e: Vec<u8>,
-    },
+    /// Built when the set is parsed, so its Montgomery constants are computed once per key;
+    /// shared because a key is cloned out of the cache for every request.
+    Rsa(Arc<RsaPublicKey>),
     /// SEC1 uncompressed point (0x04 || x || y).
     EcP256(Vec<u8>),
     EcP384(Vec<u8>),
@@ -38,7 +36,7 @@ pub enum PublicKey {
 impl PublicKey {
     pub fn family(&self) -> KeyFamily {
         match self {
-            PublicKey::Rsa { .. } => KeyFamily::Rsa,
+            PublicKey::Rsa(_) => KeyFamily::Rsa,
             PublicKey::EcP256(_) => KeyFamily::EcP256,
             PublicKey::EcP384(_) => KeyFamily::EcP384,
             PublicKey::Symmetric(_) => KeyFamily::Symmetric,
@@ -126,23 +124,15 @@ fn opt_string(jwk: &Value, name: &str) -> Result<Option<String>, ()> {
     }
 }
 
-fn strip_leading_zeros(bytes: Vec<u8>) -> Vec<u8> {
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    bytes.get(first..).map(<[u8]>::to_vec).unwrap_or_default()
-}
-
 fn parse_jwk(jwk: &Value) -> Option<Jwk> {
     let kid = opt_string(jwk, "kid").ok()?;
     let usage = opt_string(jwk, "use").ok()?;
     let key = match jwk.get("kty")?.as_str()? {
         "RSA" => {
-            let n = strip_leading_zeros(b64_member(jwk, "n")?);
-            let e = strip_leading_zeros(b64_member(jwk, "e")?);
-            let bits = n.len() * 8;
-            if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) || e.is_empty() || e.len() > 8 {
-                return None;
-            }
-            PublicKey::Rsa { n, e }
+            // Moduli outside 2048..=4096 bits and unusable exponents are refused here (see
+            // `rsa::RsaPublicKey::new`), so such a key is skipped like any malformed one.
+            let key = RsaPublicKey::new(&b64_member(jwk, "n")?, &b64_member(jwk, "e")?).ok()?;
+            PublicKey::Rsa(Arc::new(key))
         }
         "EC" => {
             let (size, p384) = match jwk.get("crv")?.as_str()? {
@@ -196,7 +186,7 @@ mod tests {
         let set = parse_jwks(body.as_bytes()).unwrap();
         assert_eq!(set.keys.len(), 3);
         assert_eq!(set.skipped, 0);
-        assert!(matches!(set.keys[0].key, PublicKey::Rsa { .. }));
+        assert!(matches!(&set.keys[0].key, PublicKey::Rsa(k) if k.bits() == 2048 && k.e() == 65537));
         assert!(matches!(&set.keys[1].key, PublicKey::EcP256(p) if p.len() == 65));
         assert_eq!(set.keys[2].key, PublicKey::Symmetric(b"secret".to_vec()));
     }
@@ -225,6 +215,24 @@ mod tests {
         let set = parse_jwks(body.as_bytes()).unwrap();
         assert!(set.keys.is_empty());
         assert_eq!(set.skipped, 7);
+    }
+
+    #[test]
+    fn rsa_keys_outside_2048_to_4096_bits_or_with_bad_exponents_are_skipped() {
+        let n = |bytes: usize| B64URL.encode(vec![0xffu8; bytes]);
+        let jwk = |n: String, e: &str| format!(r#"{{"kty":"RSA","kid":"k","use":"sig","n":"{n}","e":"{e}"}}"#);
+        let body = format!(
+            r#"{{"keys":[{},{},{},{},{},{}]}}"#,
+            jwk(n(128), "AQAB"),
+            jwk(n(255), "AQAB"),
+            jwk(n(513), "AQAB"),
+            jwk(n(256), "AQ"),
+            jwk(n(256), "Ag"),
+            jwk(n(512), "Aw"),
+        );
+        let set = parse_jwks(body.as_bytes()).unwrap();
+        assert_eq!(set.skipped, 5);
+        assert!(matches!(&set.keys[..], [Jwk { key: PublicKey::Rsa(k), .. }] if k.bits() == 4096 && k.e() == 3));
     }
 
     #[test]
