@@ -36,15 +36,18 @@ impl Fe {
         self.0 == [0; 8]
     }
 
+    #[inline]
     pub(super) fn add(&self, b: &Fe) -> Fe {
         let (s, carry) = add8(&self.0, &b.0);
-        if carry != 0 || !lt(&s, &P) {
-            Fe(sub8(&s, &P).0)
+        let (d, borrow) = sub8(&s, &P);
+        if carry != 0 || borrow == 0 {
+            Fe(d)
         } else {
             Fe(s)
         }
     }
 
+    #[inline]
     pub(super) fn sub(&self, b: &Fe) -> Fe {
         let (d, borrow) = sub8(&self.0, &b.0);
         if borrow != 0 {
@@ -54,6 +57,7 @@ impl Fe {
         }
     }
 
+    #[inline]
     pub(super) fn double(&self) -> Fe {
         self.add(self)
     }
@@ -68,7 +72,7 @@ impl Fe {
 
     /// The inverse, or `None` for zero.
     pub(super) fn invert(&self) -> Option<Fe> {
-        inv_mod(&self.0, &P).map(Fe)
+        inv_mod(&self.0, &P, PINV).map(Fe)
     }
 }
 
@@ -90,66 +94,24 @@ fn reduce(c: &[u32; 16]) -> Fe {
         c7 + 3 * c15 + c8 - c10 - c11 - c12 - c13,
     ];
     let mut r = [0u32; 8];
-    let mut acc: i64 = 0;
-    for (ri, ti) in r.iter_mut().zip(t) {
-        acc += ti;
-        *ri = acc as u32;
-        acc >>= 32;
+    let mut top = add_columns(&mut r, &t);
+    // The value is r + top * 2^256 with a small signed top; each fold keeps it congruent and the
+    // loop ends after at most two rounds (the module tests include the extreme inputs).
+    while top != 0 {
+        top = add_columns(&mut r, &[top, 0, 0, -top, 0, 0, -top, top]);
     }
-    // The value is r + acc * 2^256 with a small signed acc; each fold keeps it congruent and the
-    // loop ends after at most two rounds (see the module tests for the extreme inputs).
-    while acc != 0 {
-        let top = acc;
-        let fold = [top, 0, 0, -top, 0, 0, -top, top];
-        acc = 0;
-        for (ri, fi) in r.iter_mut().zip(fold) {
-            acc += i64::from(*ri) + fi;
-            *ri = acc as u32;
-            acc >>= 32;
-        }
-    }
-    if lt(&r, &P) {
+    let (d, borrow) = sub8(&r, &P);
+    if borrow != 0 {
         Fe(r)
     } else {
-        Fe(sub8(&r, &P).0)
+        Fe(d)
     }
-}
-
-/// `a + b` and the carry out (0 or 1).
-#[inline(always)]
-pub(super) fn add8(a: &Limbs, b: &Limbs) -> (Limbs, u32) {
-    let mut r = [0u32; 8];
-    let mut carry = 0u64;
-    for ((ri, &ai), &bi) in r.iter_mut().zip(a).zip(b) {
-        let t = u64::from(ai) + u64::from(bi) + carry;
-        *ri = t as u32;
-        carry = t >> 32;
-    }
-    (r, carry as u32)
-}
-
-/// `a - b` modulo 2^256 and the borrow out (0 or 1).
-#[inline(always)]
-pub(super) fn sub8(a: &Limbs, b: &Limbs) -> (Limbs, u32) {
-    let mut r = [0u32; 8];
-    let mut borrow = 0u64;
-    for ((ri, &ai), &bi) in r.iter_mut().zip(a).zip(b) {
-        let t = u64::from(ai).wrapping_sub(u64::from(bi)).wrapping_sub(borrow);
-        *ri = t as u32;
-        borrow = t >> 63;
-    }
-    (r, borrow as u32)
 }
 
 /// `a < b` as unsigned 256-bit integers.
 #[inline(always)]
 pub(super) fn lt(a: &Limbs, b: &Limbs) -> bool {
-    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
-        if x != y {
-            return x < y;
-        }
-    }
-    false
+    sub8(a, b).1 != 0
 }
 
 pub(super) fn is_zero(a: &Limbs) -> bool {
@@ -174,24 +136,34 @@ pub(super) fn to_be_bytes(a: &Limbs) -> [u8; 32] {
     out
 }
 
-/// `a >> 1` with `top` (0 or 1) shifted in as bit 255.
-fn shr1(a: &Limbs, top: u32) -> Limbs {
+/// `a >> k` for `1 <= k <= 31`, with the word `top` above a shifted in.
+fn shr(a: &Limbs, top: u32, k: u32) -> Limbs {
     let mut r = [0u32; 8];
-    let mut hi = top;
-    for (ri, &ai) in r.iter_mut().zip(a).rev() {
-        *ri = (ai >> 1) | (hi << 31);
-        hi = ai & 1;
+    let above = a.iter().skip(1).chain(std::iter::once(&top));
+    for ((ri, &lo), &hi) in r.iter_mut().zip(a).zip(above) {
+        *ri = (lo >> k) | (hi << (32 - k));
     }
     r
 }
 
-/// `x / 2 mod m` for `x < m`, m odd.
-fn half_mod(x: &Limbs, m: &Limbs) -> Limbs {
-    if x[0] & 1 == 0 {
-        shr1(x, 0)
+/// `x / 2^k mod m` for `x < m`, m odd, `1 <= k <= 31`, where `minv = -m^-1 mod 2^32`: adds the
+/// multiple of m that clears the low k bits, then shifts.
+fn halve_mod(x: &Limbs, k: u32, m: &Limbs, minv: u32) -> Limbs {
+    let t = u64::from(x[0].wrapping_mul(minv) & ((1u32 << k) - 1));
+    let mut y = [0u32; 8];
+    let mut carry = 0u64;
+    for ((yi, &xi), &mi) in y.iter_mut().zip(x).zip(m) {
+        let s = u64::from(xi) + t * u64::from(mi) + carry;
+        *yi = s as u32;
+        carry = s >> 32;
+    }
+    // (x + t m) / 2^k < 2m
+    let r = shr(&y, carry as u32, k);
+    let (d, borrow) = sub8(&r, m);
+    if borrow != 0 {
+        r
     } else {
-        let (s, carry) = add8(x, m);
-        shr1(&s, carry)
+        d
     }
 }
 
@@ -206,9 +178,9 @@ fn sub_mod(a: &Limbs, b: &Limbs, m: &Limbs) -> Limbs {
 }
 
 /// `a^-1 mod m` for an odd prime m and `0 < a < m` by the binary extended Euclidean algorithm
-/// (Guide to Elliptic Curve Cryptography, Alg. 2.22; variable time). `None` when a is zero or not
-/// below m (then no inverse is computed).
-pub(super) fn inv_mod(a: &Limbs, m: &Limbs) -> Option<Limbs> {
+/// (Guide to Elliptic Curve Cryptography, Alg. 2.22, shifting up to 31 bits at a time; variable
+/// time). `minv` is `-m^-1 mod 2^32`. `None` when a is zero or not below m.
+pub(super) fn inv_mod(a: &Limbs, m: &Limbs, minv: u32) -> Option<Limbs> {
     if is_zero(a) || !lt(a, m) {
         return None;
     }
@@ -227,12 +199,14 @@ pub(super) fn inv_mod(a: &Limbs, m: &Limbs) -> Option<Limbs> {
             return None; // only when gcd(a, m) != 1, impossible for a prime m
         }
         while u[0] & 1 == 0 {
-            u = shr1(&u, 0);
-            x1 = half_mod(&x1, m);
+            let k = u[0].trailing_zeros().min(31);
+            u = shr(&u, 0, k);
+            x1 = halve_mod(&x1, k, m, minv);
         }
         while v[0] & 1 == 0 {
-            v = shr1(&v, 0);
-            x2 = half_mod(&x2, m);
+            let k = v[0].trailing_zeros().min(31);
+            v = shr(&v, 0, k);
+            x2 = halve_mod(&x2, k, m, minv);
         }
         if lt(&u, &v) {
             v = sub8(&v, &u).0;
@@ -243,6 +217,9 @@ pub(super) fn inv_mod(a: &Limbs, m: &Limbs) -> Option<Limbs> {
         }
     }
 }
+
+/// -p^-1 mod 2^32 (p = -1 mod 2^96).
+const PINV: u32 = 1;
 
 // ---- generated by tools/gen_p256_mul.py: do not edit by hand ----
 /// The 512-bit product `a * b` as 16 little-endian 32-bit words (generated).
@@ -662,6 +639,85 @@ fn sqr_wide(a: &[u32; 8]) -> [u32; 16] {
     c[15] = t as u32;
     c
 }
+
+/// `a + b` and the carry out (0 or 1) (generated).
+#[inline(always)]
+pub(super) fn add8(a: &Limbs, b: &Limbs) -> (Limbs, u32) {
+    let mut r = [0u32; 8];
+    let mut t: u64;
+    t = u64::from(a[0]) + u64::from(b[0]);
+    r[0] = t as u32;
+    t = u64::from(a[1]) + u64::from(b[1]) + (t >> 32);
+    r[1] = t as u32;
+    t = u64::from(a[2]) + u64::from(b[2]) + (t >> 32);
+    r[2] = t as u32;
+    t = u64::from(a[3]) + u64::from(b[3]) + (t >> 32);
+    r[3] = t as u32;
+    t = u64::from(a[4]) + u64::from(b[4]) + (t >> 32);
+    r[4] = t as u32;
+    t = u64::from(a[5]) + u64::from(b[5]) + (t >> 32);
+    r[5] = t as u32;
+    t = u64::from(a[6]) + u64::from(b[6]) + (t >> 32);
+    r[6] = t as u32;
+    t = u64::from(a[7]) + u64::from(b[7]) + (t >> 32);
+    r[7] = t as u32;
+    (r, (t >> 32) as u32)
+}
+
+/// `a - b` modulo 2^256 and the borrow out (0 or 1) (generated).
+#[inline(always)]
+pub(super) fn sub8(a: &Limbs, b: &Limbs) -> (Limbs, u32) {
+    let mut r = [0u32; 8];
+    let mut t: u64;
+    t = u64::from(a[0]).wrapping_sub(u64::from(b[0]));
+    r[0] = t as u32;
+    t = u64::from(a[1]).wrapping_sub(u64::from(b[1])).wrapping_sub(t >> 63);
+    r[1] = t as u32;
+    t = u64::from(a[2]).wrapping_sub(u64::from(b[2])).wrapping_sub(t >> 63);
+    r[2] = t as u32;
+    t = u64::from(a[3]).wrapping_sub(u64::from(b[3])).wrapping_sub(t >> 63);
+    r[3] = t as u32;
+    t = u64::from(a[4]).wrapping_sub(u64::from(b[4])).wrapping_sub(t >> 63);
+    r[4] = t as u32;
+    t = u64::from(a[5]).wrapping_sub(u64::from(b[5])).wrapping_sub(t >> 63);
+    r[5] = t as u32;
+    t = u64::from(a[6]).wrapping_sub(u64::from(b[6])).wrapping_sub(t >> 63);
+    r[6] = t as u32;
+    t = u64::from(a[7]).wrapping_sub(u64::from(b[7])).wrapping_sub(t >> 63);
+    r[7] = t as u32;
+    (r, (t >> 63) as u32)
+}
+
+/// Adds signed 64-bit column sums into `r` (little-endian) and returns the signed carry out
+/// of 2^256 (generated).
+#[inline(always)]
+fn add_columns(r: &mut Limbs, t: &[i64; 8]) -> i64 {
+    let mut acc: i64 = 0;
+    acc += i64::from(r[0]) + t[0];
+    r[0] = acc as u32;
+    acc >>= 32;
+    acc += i64::from(r[1]) + t[1];
+    r[1] = acc as u32;
+    acc >>= 32;
+    acc += i64::from(r[2]) + t[2];
+    r[2] = acc as u32;
+    acc >>= 32;
+    acc += i64::from(r[3]) + t[3];
+    r[3] = acc as u32;
+    acc >>= 32;
+    acc += i64::from(r[4]) + t[4];
+    r[4] = acc as u32;
+    acc >>= 32;
+    acc += i64::from(r[5]) + t[5];
+    r[5] = acc as u32;
+    acc >>= 32;
+    acc += i64::from(r[6]) + t[6];
+    r[6] = acc as u32;
+    acc >>= 32;
+    acc += i64::from(r[7]) + t[7];
+    r[7] = acc as u32;
+    acc >> 32
+}
 // ---- end of generated code ----
 
 #[cfg(test)]
@@ -802,6 +858,6 @@ mod tests {
         }
         assert_eq!(Fe::from_limbs(P), None);
         assert_eq!(from_be_bytes(&to_be_bytes(&P)), P);
-        assert_eq!(inv_mod(&P, &P), None);
+        assert_eq!(inv_mod(&P, &P, PINV), None);
     }
 }

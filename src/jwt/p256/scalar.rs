@@ -63,7 +63,7 @@ fn mont_mul(a: &Limbs, b: &Limbs) -> Limbs {
 /// `e < n`; `None` if s has no inverse (s = 0).
 pub(super) fn verification_scalars(e: &Limbs, r: &Limbs, s: &Limbs) -> Option<(Limbs, Limbs)> {
     // w = (s 2^-256)^-1 = s^-1 2^256, so mont_mul(e, w) = e s^-1: no conversion constants needed.
-    let w = inv_mod(&mont_mul(s, &ONE), &N)?;
+    let w = inv_mod(&mont_mul(s, &ONE), &N, N0INV)?;
     Some((mont_mul(e, &w), mont_mul(r, &w)))
 }
 
