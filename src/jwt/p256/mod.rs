@@ -188,3 +188,139 @@ fn generator_table() -> Option<&'static CombTable> {
     static TABLE: OnceLock<Option<Box<CombTable>>> = OnceLock::new();
     TABLE.get_or_init(|| CombTable::new(&GENERATOR)).as_deref()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    // RFC 6979 A.2.5: P-256 key, SHA-256 signatures of "sample" and "test".
+    const QX: &str = "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6";
+    const QY: &str = "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299";
+    const SAMPLE: &str = "EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716\
+                          F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8";
+    const TEST: &str = "F1ABB023518351CD71D881567B1EA663ED3EFCF6C5132B354F28D3B0B7D38367\
+                        019F4113742A2B14BD25926B49C649155F267E60D3814B4C0CC84250E46F0083";
+    const N_HEX: &str = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
+    const P_HEX: &str = "FFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF";
+
+    fn key() -> P256PublicKey {
+        P256PublicKey::from_sec1(&hex(&format!("04{QX}{QY}"))).unwrap()
+    }
+
+    fn sig(r: &str, s: &str) -> Vec<u8> {
+        hex(&format!("{r}{s}"))
+    }
+
+    #[test]
+    fn rfc6979_vectors_verify() {
+        let key = key();
+        assert_eq!(key.verify_sha256(b"sample", &hex(SAMPLE)), Ok(()));
+        assert_eq!(key.verify_sha256(b"test", &hex(TEST)), Ok(()));
+        assert_eq!(key.verify_sha256(b"test", &hex(SAMPLE)), Err(EcVerifyError::Mismatch));
+        assert_eq!(key.verify_sha256(b"Sample", &hex(SAMPLE)), Err(EcVerifyError::Mismatch));
+        let mut flipped = hex(SAMPLE);
+        flipped[40] ^= 1;
+        assert_eq!(key.verify_sha256(b"sample", &flipped), Err(EcVerifyError::Mismatch));
+        assert_eq!(key.to_sec1().to_vec(), hex(&format!("04{QX}{QY}")));
+        // The generator is a valid key too.
+        let g = P256PublicKey::from_sec1(&[&[4u8][..], &to_be(GENERATOR.x), &to_be(GENERATOR.y)].concat()).unwrap();
+        assert_eq!(g.verify_sha256(b"sample", &hex(SAMPLE)), Err(EcVerifyError::Mismatch));
+    }
+
+    fn to_be(f: Fe) -> [u8; 32] {
+        field::to_be_bytes(f.limbs())
+    }
+
+    #[test]
+    fn r_and_s_ranges() {
+        let key = key();
+        let (r, s) = (&SAMPLE[..64], &SAMPLE[64..]);
+        let zero = "0".repeat(64);
+        let n_minus_1 = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632550";
+        let ff = "F".repeat(64);
+        for bad in [zero.as_str(), N_HEX, ff.as_str(), P_HEX] {
+            assert_eq!(key.verify_sha256(b"sample", &sig(bad, s)), Err(EcVerifyError::ROutOfRange), "r = {bad}");
+            assert_eq!(key.verify_sha256(b"sample", &sig(r, bad)), Err(EcVerifyError::SOutOfRange), "s = {bad}");
+        }
+        // In range but wrong.
+        assert_eq!(key.verify_sha256(b"sample", &sig(n_minus_1, s)), Err(EcVerifyError::Mismatch));
+        assert_eq!(key.verify_sha256(b"sample", &sig(r, n_minus_1)), Err(EcVerifyError::Mismatch));
+        // (r, n - s) is the other valid ECDSA signature of the same message (no low-s rule in JWS).
+        let s_limbs = from_be_bytes(&hex(s).try_into().unwrap());
+        let high = sig(r, &hexs(&field::to_be_bytes(&field::sub8(&N, &s_limbs).0)));
+        assert_eq!(key.verify_sha256(b"sample", &high), Ok(()));
+    }
+
+    fn hexs(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02X}")).collect()
+    }
+
+    #[test]
+    fn signature_lengths() {
+        let key = key();
+        let good = hex(SAMPLE);
+        for len in [0, 1, 32, 63, 65, 66, 70, 72, 128] {
+            let mut s = good.clone();
+            s.resize(len, 0);
+            assert_eq!(key.verify_sha256(b"sample", &s), Err(EcVerifyError::SignatureLength), "{len}");
+        }
+        // A DER encoding of a valid signature is refused for its length.
+        let der = hex(&format!("3046022100{}022100{}", &SAMPLE[..64], &SAMPLE[64..]));
+        assert_eq!(key.verify_sha256(b"sample", &der), Err(EcVerifyError::SignatureLength));
+    }
+
+    #[test]
+    fn key_encodings() {
+        let good = hex(&format!("04{QX}{QY}"));
+        for len in [0, 1, 33, 64, 66, 97] {
+            let mut k = good.clone();
+            k.resize(len, 0);
+            assert_eq!(P256PublicKey::from_sec1(&k).err(), Some(EcKeyError::Length), "{len}");
+        }
+        // Compressed (33 bytes) and hybrid/other prefixes.
+        assert_eq!(P256PublicKey::from_sec1(&good[..33]).err(), Some(EcKeyError::Length));
+        for prefix in [0x00, 0x02, 0x03, 0x06, 0x07, 0x05] {
+            let mut k = good.clone();
+            k[0] = prefix;
+            assert_eq!(P256PublicKey::from_sec1(&k).err(), Some(EcKeyError::NotUncompressed));
+        }
+        // Infinity-like encodings: a lone 0x00, and all zero coordinates.
+        assert_eq!(P256PublicKey::from_sec1(&[0]).err(), Some(EcKeyError::Length));
+        assert_eq!(P256PublicKey::from_sec1(&[0; 65]).err(), Some(EcKeyError::NotUncompressed));
+        let mut zero = [0u8; 65];
+        zero[0] = 4;
+        assert_eq!(P256PublicKey::from_sec1(&zero).err(), Some(EcKeyError::NotOnCurve));
+        // Coordinates >= p (x = p, y = p, x = 2^256 - 1), and x + p aliasing.
+        for (x, y) in [(P_HEX, QY), (QX, P_HEX), (&*"F".repeat(64), QY)] {
+            let k = hex(&format!("04{x}{y}"));
+            assert_eq!(P256PublicKey::from_sec1(&k).err(), Some(EcKeyError::CoordinateOutOfRange), "{x} {y}");
+        }
+        // y + 1: not on the curve; (x, p - y) is the negated point and is on it.
+        let mut k = good.clone();
+        k[64] ^= 1;
+        assert_eq!(P256PublicKey::from_sec1(&k).err(), Some(EcKeyError::NotOnCurve));
+        let y = Fe::from_limbs(from_be_bytes(&good[33..].try_into().unwrap())).unwrap();
+        let neg = hex(&format!("04{QX}")).into_iter().chain(to_be(Fe::ZERO.sub(&y))).collect::<Vec<_>>();
+        let neg = P256PublicKey::from_sec1(&neg).unwrap();
+        // The negated point is a valid key, and not the signer's.
+        assert!(neg.verify_sha256(b"sample", &hex(SAMPLE)).is_err());
+    }
+
+    /// Q = G and e = -r (mod n): u1 G + u2 Q = (e + r) / s G is the point at infinity.
+    #[test]
+    fn infinity_is_refused() {
+        let g = P256PublicKey::from_sec1(&[&[4u8][..], &to_be(GENERATOR.x), &to_be(GENERATOR.y)].concat()).unwrap();
+        let r = from_be_bytes(&hex(&SAMPLE[..64]).try_into().unwrap());
+        let e = field::sub8(&N, &r).0;
+        let digest = field::to_be_bytes(&e);
+        assert_eq!(g.verify_prehashed(&digest, &hex(SAMPLE)), Err(EcVerifyError::Infinity));
+        // e = r: the sum is 2r/s G, so the comb has to double through an addition of a point to
+        // itself; it must agree with the generic path (a mismatch, not a panic or a false accept).
+        let digest = field::to_be_bytes(&r);
+        assert_eq!(g.verify_prehashed(&digest, &hex(SAMPLE)), Err(EcVerifyError::Mismatch));
+    }
+}

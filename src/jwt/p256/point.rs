@@ -117,7 +117,7 @@ impl Jacobian {
     }
 
     /// The affine point, or `None` at infinity.
-    pub(super) fn to_affine(&self) -> Option<Affine> {
+    pub(super) fn to_affine(self) -> Option<Affine> {
         let zinv = self.z.invert()?;
         let zinv2 = zinv.square();
         Some(Affine { x: self.x.mul(&zinv2), y: self.y.mul(&zinv2).mul(&zinv) })
