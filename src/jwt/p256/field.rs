@@ -138,12 +138,17 @@ pub(super) fn to_be_bytes(a: &Limbs) -> [u8; 32] {
 
 /// `a >> k` for `1 <= k <= 31`, with the word `top` above a shifted in.
 fn shr(a: &Limbs, top: u32, k: u32) -> Limbs {
-    let mut r = [0u32; 8];
-    let above = a.iter().skip(1).chain(std::iter::once(&top));
-    for ((ri, &lo), &hi) in r.iter_mut().zip(a).zip(above) {
-        *ri = (lo >> k) | (hi << (32 - k));
-    }
-    r
+    let l = 32 - k;
+    [
+        (a[0] >> k) | (a[1] << l),
+        (a[1] >> k) | (a[2] << l),
+        (a[2] >> k) | (a[3] << l),
+        (a[3] >> k) | (a[4] << l),
+        (a[4] >> k) | (a[5] << l),
+        (a[5] >> k) | (a[6] << l),
+        (a[6] >> k) | (a[7] << l),
+        (a[7] >> k) | (top << l),
+    ]
 }
 
 /// `x / 2^k mod m` for `x < m`, m odd, `1 <= k <= 31`, where `minv = -m^-1 mod 2^32`: adds the

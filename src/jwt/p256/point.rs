@@ -115,13 +115,6 @@ impl Jacobian {
         let z3 = self.z.mul(&h);
         Jacobian { x: x3, y: y3, z: z3 }
     }
-
-    /// The affine point, or `None` at infinity.
-    pub(super) fn to_affine(self) -> Option<Affine> {
-        let zinv = self.z.invert()?;
-        let zinv2 = zinv.square();
-        Some(Affine { x: self.x.mul(&zinv2), y: self.y.mul(&zinv2).mul(&zinv) })
-    }
 }
 
 /// Comb teeth: bits of a scalar that share one table lookup are 256 / TEETH apart.
@@ -140,14 +133,16 @@ impl CombTable {
     /// infinity, which cannot happen for a point of order n (no nonzero 0/1 combination of the
     /// 2^(32 j) is a multiple of n).
     pub(super) fn new(p: &Affine) -> Option<Box<CombTable>> {
-        let mut bases = [*p; TEETH];
+        let mut bases_jac = [Jacobian::from_affine(p); TEETH];
         let mut cur = Jacobian::from_affine(p);
-        for base in bases.iter_mut().skip(1) {
+        for base in bases_jac.iter_mut().skip(1) {
             for _ in 0..SPACING {
                 cur = cur.double();
             }
-            *base = cur.to_affine()?;
+            *base = cur;
         }
+        let mut bases = [*p; TEETH];
+        batch_to_affine(&bases_jac, &mut bases)?;
         // All 2^TEETH subset sums in Jacobian coordinates, index 0 = infinity (unused).
         let mut jac = [Jacobian::INFINITY; ENTRIES + 1];
         for idx in 1..=ENTRIES {
@@ -157,27 +152,36 @@ impl CombTable {
             let sum = jac.get(rest)?.add_affine(base);
             *jac.get_mut(idx)? = sum;
         }
-        // Batch conversion to affine with one inversion (Montgomery's trick).
-        let mut before = [Fe::ONE; ENTRIES]; // product of the Z of all earlier entries
-        let mut acc = Fe::ONE;
-        for (b, j) in before.iter_mut().zip(jac.iter().skip(1)) {
-            *b = acc;
-            acc = acc.mul(&j.z);
-        }
-        let mut inv = acc.invert()?; // None if any Z is zero
         let mut points = [*p; ENTRIES];
-        for ((out, j), b) in points.iter_mut().zip(jac.iter().skip(1)).zip(before.iter()).rev() {
-            let zinv = inv.mul(b);
-            inv = inv.mul(&j.z);
-            let zinv2 = zinv.square();
-            *out = Affine { x: j.x.mul(&zinv2), y: j.y.mul(&zinv2).mul(&zinv) };
-        }
+        batch_to_affine(jac.get(1..)?, &mut points)?;
         Some(Box::new(CombTable { points }))
     }
 
     fn entry(&self, idx: usize) -> Option<&Affine> {
         self.points.get(idx.wrapping_sub(1))
     }
+}
+
+/// Converts `jac` to affine into `out` (same length) with one inversion (Montgomery's trick);
+/// `None` if any point is at infinity.
+fn batch_to_affine(jac: &[Jacobian], out: &mut [Affine]) -> Option<()> {
+    if jac.len() != out.len() || jac.len() > ENTRIES {
+        return None;
+    }
+    let mut before = [Fe::ONE; ENTRIES]; // product of the Z of all earlier points
+    let mut acc = Fe::ONE;
+    for (b, j) in before.iter_mut().zip(jac) {
+        *b = acc;
+        acc = acc.mul(&j.z);
+    }
+    let mut inv = acc.invert()?; // None if any Z is zero
+    for ((o, j), b) in out.iter_mut().zip(jac).zip(before.iter().take(jac.len())).rev() {
+        let zinv = inv.mul(b);
+        inv = inv.mul(&j.z);
+        let zinv2 = zinv.square();
+        *o = Affine { x: j.x.mul(&zinv2), y: j.y.mul(&zinv2).mul(&zinv) };
+    }
+    Some(())
 }
 
 /// The table index of comb column `col` of scalar `k`: bit `32 j + col` of k is bit j of it.
