@@ -3,9 +3,13 @@
 //! Only verification, only public inputs, so nothing is constant time. Field elements are 8x32-bit
 //! limbs with 32x32->64 multiplies (native in wasm; 64x64->128 is emulated there) and the special
 //! form of p for reduction (`field`); scalars mod n use Montgomery multiplication and a binary
-//! inversion (`scalar`); u1 G + u2 Q runs on two 8-tooth comb tables (`point`): G's is built at
-//! the first verification in a VM, Q's by [`P256PublicKey::from_sec1`], so keep the prepared key
-//! (building it costs a few verifications).
+//! inversion (`scalar`); u1 G + u2 Q runs on two 8-tooth comb tables (`point`, 31 doublings and
+//! at most 64 mixed additions): G's is built at the first verification in a VM (about 1 ms), Q's
+//! by [`P256PublicKey::from_sec1`]. Building a key costs about as much as eight verifications, so
+//! parse a key once (with its key set) and keep the `P256PublicKey`.
+//!
+//! Measured in wasm (release, opt-level "z"; node 20's V8 and wasmtime): about 110-130 us per
+//! verification with a prepared key, 0.7-1 ms for `from_sec1`; the `p256` crate takes about 2 ms.
 
 mod field;
 mod point;
