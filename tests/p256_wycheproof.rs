@@ -108,3 +108,57 @@ fn wycheproof_der() {
     println!("DER: {c:?}");
     assert!(c.valid >= 150 && c.invalid >= 250, "too few vectors ran: {c:?}");
 }
+
+/// Public points from the ECDH secp256r1 ecpoint set (edge cases for doubling, addition chains,
+/// invalid-curve points). Each test has a private key d and the shared secret x(d Q); with digest
+/// e = 0, r = x(d Q) mod n and s = r / d, ECDSA verification computes x((r / s) Q) = x(d Q), so
+/// (r, s) must verify: that checks the key's table and the multiplication on every such point.
+#[test]
+fn wycheproof_ecdh_points() {
+    use p256::elliptic_curve::ops::Reduce;
+    use p256::elliptic_curve::PrimeField;
+    use p256::{FieldBytes, Scalar, U256};
+    use wycheproof::ecdh::{TestName, TestSet};
+
+    fn bytes32(b: &[u8]) -> FieldBytes {
+        let b = &b[b.iter().take_while(|&&x| x == 0).count()..];
+        let mut out = [0u8; 32];
+        out[32 - b.len()..].copy_from_slice(b);
+        out.into()
+    }
+
+    let set = TestSet::load(TestName::EcdhSecp256r1Ecpoint).unwrap();
+    let (mut valid, mut skipped, mut invalid, mut acceptable) = (0, 0, 0, 0);
+    for group in set.test_groups {
+        for test in group.tests {
+            let key = P256PublicKey::from_sec1(&test.public_key);
+            match test.result {
+                TestResult::Valid => {
+                    let key = key.unwrap_or_else(|e| panic!("tc {}: valid point refused: {e}", test.tc_id));
+                    assert_eq!(key.to_sec1().to_vec(), test.public_key.to_vec());
+                    let d = <Scalar as Reduce<U256>>::reduce_bytes(&bytes32(&test.private_key));
+                    let r = <Scalar as Reduce<U256>>::reduce_bytes(&bytes32(&test.shared_secret));
+                    valid += 1;
+                    if r == Scalar::ZERO {
+                        skipped += 1; // x(d Q) = 0 is no signature's r
+                        continue;
+                    }
+                    let s = r * Option::<Scalar>::from(d.invert()).unwrap();
+                    let sig = [r.to_repr(), s.to_repr()].concat();
+                    assert_eq!(key.verify_prehashed(&[0; 32], &sig), Ok(()), "tc {} ({})", test.tc_id, test.comment);
+                }
+                // Only uncompressed points are taken, so the compressed ones are refused too.
+                TestResult::Invalid => {
+                    assert!(key.is_err(), "tc {} ({}): invalid point accepted", test.tc_id, test.comment);
+                    invalid += 1;
+                }
+                TestResult::Acceptable => {
+                    assert!(key.is_err(), "tc {}: compressed point accepted", test.tc_id);
+                    acceptable += 1;
+                }
+            }
+        }
+    }
+    println!("ECDH points: valid {valid} (multiplication not checked: {skipped}), invalid {invalid}, acceptable {acceptable}");
+    assert!(valid - skipped >= 300 && invalid >= 20, "too few vectors ran: {valid} {skipped} {invalid}");
+}
