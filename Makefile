@@ -112,12 +112,12 @@ clean:
 	cargo clean
 	rm -rf $(VENV) $(NODE_MODULES)
 
-# The RSA Wycheproof vectors compiled to wasm32-wasip1 and run under wasmtime (PyPI, in .venv),
+# The RSA and P-256 Wycheproof vectors compiled to wasm32-wasip1 and run under wasmtime (PyPI, in .venv),
 # so the verifier is checked as the filter runs it, not only natively.
 .PHONY: test-wasm-crypto
 test-wasm-crypto: venv-test wasm-target
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tools/wasi_run.py" \
-		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof -- --show-output
+		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof --test p256_wycheproof -- --show-output
 
 # Differential fuzzing of the RSA verifier against the rsa crate (cargo-fuzz; needs the nightly
 # toolchain), bounded to FUZZ_SECONDS. No sanitizer: the code under test is safe Rust, and

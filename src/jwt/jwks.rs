@@ -8,6 +8,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::algorithm::KeyFamily;
+use super::p256::P256PublicKey;
 use super::rsa::RsaPublicKey;
 
 /// Largest JWKS body accepted.
@@ -27,8 +28,10 @@ pub enum PublicKey {
     /// Built when the set is parsed, so its Montgomery constants are computed once per key;
     /// shared because a key is cloned out of the cache for every request.
     Rsa(Arc<RsaPublicKey>),
+    /// Validated (on the curve) and with its lookup table built when the set is parsed: the
+    /// table costs about eight verifications to build, so it is built once per key.
+    EcP256(Arc<P256PublicKey>),
     /// SEC1 uncompressed point (0x04 || x || y).
-    EcP256(Vec<u8>),
     EcP384(Vec<u8>),
     Symmetric(Vec<u8>),
 }
@@ -152,7 +155,8 @@ fn parse_jwk(jwk: &Value) -> Option<Jwk> {
             if p384 {
                 PublicKey::EcP384(point)
             } else {
-                PublicKey::EcP256(point)
+                // A point off the curve (or otherwise invalid) is skipped like any malformed key.
+                PublicKey::EcP256(Arc::new(P256PublicKey::from_sec1(&point).ok()?))
             }
         }
         "oct" => {
@@ -187,7 +191,7 @@ mod tests {
         assert_eq!(set.keys.len(), 3);
         assert_eq!(set.skipped, 0);
         assert!(matches!(&set.keys[0].key, PublicKey::Rsa(k) if k.bits() == 2048 && k.e() == 65537));
-        assert!(matches!(&set.keys[1].key, PublicKey::EcP256(p) if p.len() == 65));
+        assert!(matches!(&set.keys[1].key, PublicKey::EcP256(p) if p.to_sec1().len() == 65));
         assert_eq!(set.keys[2].key, PublicKey::Symmetric(b"secret".to_vec()));
     }
 

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod claims;
 pub mod extract;
 pub mod jwks;
+pub mod p256;
 pub mod rsa;
 pub mod scope;
 pub mod signature;
