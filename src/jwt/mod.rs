@@ -101,9 +101,11 @@ fn verify(
     claims::check_times(claims, now_secs, skew_secs).map_err(|e| Failure::Reject(e.0))?;
     claims::check_audience(claims, &rule.target_audience).map_err(|e| Failure::Reject(e.0))?;
     claims::check_issuer(claims, &rule.trusted_issuers).map_err(|e| Failure::Reject(e.0))?;
-    let granted = scope::token_scopes(claims);
-    if let Some(missing) = rule.required_scope.iter().find(|r| !rule.scope_strategy.grants(&granted, r)) {
-        return reject(format!("token lacks scope {missing:?}"));
+    if !rule.required_scope.is_empty() {
+        let granted = scope::token_scopes(claims);
+        if let Some(missing) = rule.required_scope.iter().find(|r| !rule.scope_strategy.grants(&granted, r)) {
+            return reject(format!("token lacks scope {missing:?}"));
+        }
     }
     Ok(claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned))
 }
