@@ -119,11 +119,14 @@ test-wasm-crypto: venv-test wasm-target
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tools/wasi_run.py" \
 		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof --test p256_wycheproof -- --show-output
 
-# Differential fuzzing of the RSA verifier against the rsa crate (cargo-fuzz; needs the nightly
-# toolchain), bounded to FUZZ_SECONDS. No sanitizer: the code under test is safe Rust, and
-# instrumented bignum code is slow enough already.
+# Differential fuzzing of the RSA and P-256 verifiers against the rsa and p256 crates (cargo-fuzz;
+# needs the nightly toolchain), each bounded to FUZZ_SECONDS. No sanitizer: the code under test is
+# safe Rust, and instrumented bignum code is slow enough already. `make test` runs the same
+# comparisons over seeded inputs (tests/rsa_differential.rs, tests/p256_differential.rs).
 FUZZ_SECONDS ?= 60
-.PHONY: fuzz-rsa
-fuzz-rsa:
+FUZZ_TARGETS := rsa_differential p256_differential
+.PHONY: fuzz
+fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
-	cd fuzz && cargo +nightly fuzz run --sanitizer none rsa_differential -- -max_total_time=$(FUZZ_SECONDS)
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run --sanitizer none $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done

@@ -1,5 +1,5 @@
 //! The short form of the differential fuzz target: seeded inputs through the same check
-//! (`rsa_diff::check`), every key x scheme x hash x corruption combination covered. `make fuzz-rsa`
+//! (`rsa_diff::check`), every key x scheme x hash x corruption combination covered. `make fuzz`
 //! runs the open-ended form.
 
 mod rsa_diff;
@@ -43,7 +43,7 @@ fn agrees_with_the_rsa_crate() {
     assert!(padding_rejections >= cases / CORRUPTIONS.len(), "encoded-message corruptions reached the padding checks");
 }
 
-/// The one input class where the verifiers are meant to differ (found by `make fuzz-rsa`): a PSS
+/// The one input class where the verifiers are meant to differ (found by `make fuzz`): a PSS
 /// encoded message that does not fit emLen = k - 1 octets, for a 2049-bit modulus.
 #[test]
 fn pss_rejects_a_nonzero_byte_above_em_len_which_the_rsa_crate_accepts() {

@@ -333,7 +333,7 @@ pub fn check(data: &[u8]) -> Outcome {
 /// 8x + 1 bits (emLen = k - 1) without checking that it is zero, so it accepts a signature whose
 /// encoded message does not fit emLen octets. RFC 8017 §8.1.2 step 2c (I2OSP fails) makes that
 /// invalid, and Go's crypto/rsa rejects it too; so does ours (`PssTopBits`). Found by
-/// `make fuzz-rsa`.
+/// `make fuzz`.
 pub fn rsa_crate_ignores_leading_byte(key: &PoolKey, scheme: Scheme, sig: &[u8]) -> bool {
     let bits = key.ours.bits();
     if scheme != Scheme::Pss || !(bits - 1).is_multiple_of(8) || sig.len() != key.private.size() {
