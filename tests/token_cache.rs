@@ -31,6 +31,18 @@ fn policy() -> apirule_wasm::config::Config {
     )])
 }
 
+/// The status `cfg` gives a GET of `path` with `token` at `now_ms`, with the token cache.
+fn answer(
+    cfg: &apirule_wasm::config::Config,
+    keys: &KeyCache,
+    tokens: &mut VerifiedTokens,
+    path: &str,
+    token: &str,
+    now_ms: u64,
+) -> u16 {
+    status(&cfg.policy.decide_cached(&bearer(get(path), token), now_ms, keys, tokens))
+}
+
 fn refetch(cache: &mut KeyCache, url: &str, jwks: Value, at_ms: u64) {
     cache.fetch_started(url, at_ms);
     cache.fetch_succeeded(url, parse_jwks(jwks.to_string().as_bytes()).unwrap(), at_ms);
@@ -72,7 +84,7 @@ fn claims_are_checked_per_rule_on_every_hit() {
     let keys = default_cache();
     let mut tokens = VerifiedTokens::new(16);
     let token = rs256(good_claims());
-    assert_eq!(status(&cfg.policy.decide_cached(&bearer(get("/a"), &token), NOW_MS, &keys, &mut tokens)), 200);
+    assert_eq!(answer(&cfg, &keys, &mut tokens, "/a", &token, NOW_MS), 200);
     for path in ["/strict", "/aud"] {
         let d = cfg.policy.decide_cached(&bearer(get(path), &token), NOW_MS, &keys, &mut tokens);
         assert_eq!(status(&d), 401, "{path}: {d:?}");
@@ -91,13 +103,13 @@ fn a_verdict_is_not_used_for_a_rule_with_other_key_sets() {
     let claims = good_claims().as_object().unwrap().clone();
     let mut tokens = VerifiedTokens::new(16);
     tokens.insert(&forged, Rc::new(Verified { alg: Algorithm::RS256, kid: "k1".into(), claims }), &set_a, None);
-    assert_eq!(status(&cfg.policy.decide_cached(&bearer(get("/a"), &forged), NOW_MS, &keys, &mut tokens)), 200);
+    assert_eq!(answer(&cfg, &keys, &mut tokens, "/a", &forged, NOW_MS), 200);
     let d = cfg.policy.decide_cached(&bearer(get("/other-keys"), &forged), NOW_MS, &keys, &mut tokens);
     assert_eq!(status(&d), 401, "{d:?}");
     // A real token passes under both rules.
     let token = rs256(good_claims());
     for path in ["/a", "/other-keys"] {
-        assert_eq!(status(&cfg.policy.decide_cached(&bearer(get(path), &token), NOW_MS, &keys, &mut tokens)), 200);
+        assert_eq!(answer(&cfg, &keys, &mut tokens, path, &token, NOW_MS), 200);
     }
 }
 
@@ -136,7 +148,7 @@ fn failures_are_not_cached_and_lookalikes_do_not_hit() {
     let keys = default_cache();
     let mut tokens = VerifiedTokens::new(16);
     let token = rs256(good_claims());
-    assert_eq!(status(&cfg.policy.decide_cached(&bearer(get("/a"), &token), NOW_MS, &keys, &mut tokens)), 200);
+    assert_eq!(answer(&cfg, &keys, &mut tokens, "/a", &token, NOW_MS), 200);
     let (input, sig) = token.rsplit_once('.').unwrap();
     let mut flipped = sig.as_bytes().to_vec();
     flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
