@@ -3,7 +3,8 @@ it. A user's clone has nothing beside it (no `shared/` folder, no workplace layo
 on a machine that may have such things, so only this check can see the mistake.
 
 Each finding names the file and line. What counts as "outside":
-- the folder `shared/` next to the clone, however spelled (`../shared`, `parent / "shared"`, ...);
+- the folder `shared/` next to the clone, however spelled (a `..` step to it, a parent path
+  joined with "shared", a join of `".."` and `"shared"`, ...);
 - a relative path whose `..` steps climb above the repository root, read from the file's own
   folder and from the root (where make and the tests run);
 - `Path(__file__).parents[N]` or `.parent` chains and `REPO.parent` that leave the repository;
@@ -108,9 +109,12 @@ def test_nothing_reads_outside_the_repository():
     assert not problems, "paths outside the repository (a user's clone has nothing beside it):\n" + "\n".join(problems)
 
 
+# The examples spell the outside folder in pieces, so that this file itself names no such path.
+UP_SHARED = "../" + "shared"
+
 BAD = {
     "tests/e2e/test_x.py": [
-        ('CRDS = REPO.parent / "shared" / "crds"', "shared/"),
+        ('CRDS = REPO.parent' + ' / "shared" / "crds"', "shared/"),
         ('ROOT = Path(__file__).resolve().parents[3]', "parents[3]"),
         ('up = Path(__file__).parent.parent.parent.parent', "of __file__"),
         ('p = os.path.join(os.path.dirname(__file__), "..", "..", "..")', "'..' steps"),
@@ -118,10 +122,10 @@ BAD = {
         ('sibling = REPO.parent', "root's parent"),
     ],
     "Makefile": [
-        ("\tpython3 ../shared/tool.py", "shared/"),
+        (f"\tpython3 {UP_SHARED}/tool.py", "shared/"),
         ("\tcp ../other/x .", "climbs above"),
     ],
-    "src/lib.rs": [('const D: &str = include_str!("../../shared/crds/istio-crds.yaml");', "shared/")],
+    "src/lib.rs": [(f'const D: &str = include_str!("../{UP_SHARED}/crds/istio-crds.yaml");', "shared/")],
 }
 GOOD = {
     "tests/e2e/test_y.py": ['REPO = Path(__file__).resolve().parents[2]',
