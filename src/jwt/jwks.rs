@@ -25,8 +25,8 @@ pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
 /// Public key material, reduced to what verification needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
-    /// Built when the set is parsed, so its Montgomery constants are computed once per key;
-    /// shared because a key is cloned out of the cache for every request.
+    /// Built when the set is parsed, so its Montgomery constants are computed once per key
+    /// (shared, so that cloning a key set stays cheap).
     Rsa(Arc<RsaPublicKey>),
     /// Validated (on the curve) and with its lookup table built when the set is parsed: the
     /// table costs about eight verifications to build, so it is built once per key.
