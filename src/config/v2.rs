@@ -313,9 +313,11 @@ fn authentications(
         }
         let key = (issuer.to_owned(), jwks_uri.to_owned());
         match locations_of.get(&key) {
-            Some((first, first_rule)) if *first != locations => return Err(a.error(format!(
+            Some((first, first_rule)) if *first != locations => {
+                return Err(a.error(format!(
                 "multiple jwt configurations that differ for the same issuer {issuer} (see spec.rules[{first_rule}])"
-            ))),
+            )))
+            }
             Some(_) => {}
             None => {
                 locations_of.insert(key, (locations.clone(), rule_index));
