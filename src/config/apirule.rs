@@ -8,10 +8,14 @@ use serde_json::Value;
 
 use super::json::Node;
 use super::{jwt, v2, ConfigError, Options};
+use crate::jwt::envoy::Location;
+use crate::jwt::envoy::Provider;
+use crate::policy::istio::{self, Access, PolicyPath};
 use crate::policy::mutator::Template as MutatorTemplate;
 use crate::policy::{
     AccessRule, Authenticator, HostPolicy, Mutator, PathPattern, Route, RouteAction, RuleId, Semantics, SharedPath,
 };
+use std::collections::BTreeMap;
 
 const GROUP: &str = "gateway.kyma-project.io/";
 const V1ALPHA1: &str = "gateway.kyma-project.io/v1alpha1";
@@ -137,6 +141,9 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
         return Err(rules_node.error("must have at least one rule"));
     }
     let apirule_name: Rc<str> = Rc::from(apirule.as_str());
+    // Written for Kyma's Istio JWT handler (§1.5): a jwt config with `authentications`.
+    let istio_mode = !v1alpha1 && rules.iter().any(|r| istio_jwt_config(r).is_some());
+    let mut istio = IstioParts::default();
     let mut routes: Vec<Route> = Vec::new();
     let mut access_rules = Vec::new();
     let mut jwks_urls = Vec::new();
@@ -159,12 +166,18 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
             }
             seen.push((path_src.to_owned(), m.clone(), index));
         }
-        if let Some(s) = rule.get("service") {
-            check_service(&s, false)?;
-        } else if spec_service.is_none() {
-            return Err(rule.error("has no service and spec.service is not set"));
-        }
-        let mutators = compile_mutators(rule.get("mutators"))?;
+        let service = match rule.get("service").or_else(|| spec_service.clone()) {
+            Some(s) => {
+                check_service(&s, false)?;
+                service_key(&s, namespace)
+            }
+            None => return Err(rule.error("has no service and spec.service is not set")),
+        };
+        let is_jwt_rule = rule
+            .get("accessStrategies")
+            .and_then(|a| a.value.as_array().cloned())
+            .is_some_and(|a| a.iter().any(|s| s.get("handler").and_then(Value::as_str) == Some("jwt")));
+        let mutators = if istio_mode && is_jwt_rule { Vec::new() } else { compile_mutators(rule.get("mutators"))? };
 
         let strategies_node = rule.req("accessStrategies")?;
         let strategies = strategies_node.items()?;
@@ -181,8 +194,25 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
         check_combination(&strategies_node, &handlers)?;
 
         let direct = handlers.iter().all(|h| DIRECT.contains(h));
+        let routed = !routes.iter().any(|r| r.path.source == path_src);
+        if istio_mode {
+            let access = istio.rule_access(&strategies_node, &strategies, &handlers, &Rc::from(service.as_str()))?;
+            let set_headers = if is_jwt_rule { istio_mutators(rule.get("mutators"))? } else { Vec::new() };
+            istio.rules.push(istio::Rule {
+                id: id.clone(),
+                service: Rc::from(service.as_str()),
+                methods: methods.clone(),
+                routed,
+                route_any_method: handlers.contains(&"allow"),
+                route: (path_src != "/*").then(|| path.clone()),
+                path: PolicyPath::Istio(Rc::from(if path_src == "/.*" { "/*" } else { path_src })),
+                not_paths: Vec::new(),
+                access,
+                set_headers,
+            });
+        }
         // The VirtualService keeps the first rule per path string (§1.6).
-        if !routes.iter().any(|r| r.path.source == path_src) {
+        if routed {
             routes.push(Route {
                 rule: id.clone(),
                 path: path.clone(),
@@ -194,6 +224,10 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
             for s in &strategies {
                 check_no_config(s)?;
             }
+            continue;
+        }
+        if istio_mode && is_jwt_rule {
+            // Routed straight to the workload, whose RequestAuthentication decides (no access rule).
             continue;
         }
         let mut authenticators = Vec::new();
@@ -217,8 +251,20 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
         access_rules.push(AccessRule { rule: id, host: full_host.clone(), path, methods, authenticators, mutators });
     }
 
+    let semantics = if istio_mode {
+        jwks_urls.extend(istio.providers.iter().map(|(_, p)| p.jwks_uri.clone()));
+        let rules = istio::Rules {
+            forwarded_host: Some(full_host.to_ascii_lowercase()),
+            policy_host: None,
+            rules: istio.rules,
+            providers: istio.providers,
+        };
+        Semantics::Istio(Rc::new(rules))
+    } else {
+        Semantics::OathkeeperV1(routes)
+    };
     Ok(Compiled {
-        host: HostPolicy { apirule, host: full_host.to_ascii_lowercase(), semantics: Semantics::OathkeeperV1(routes) },
+        host: HostPolicy { apirule, host: full_host.to_ascii_lowercase(), semantics },
         host_path,
         access_rules,
         jwks_urls,
@@ -331,6 +377,115 @@ fn compile_mutators(node: Option<Node<'_>>) -> Result<Vec<Mutator>, ConfigError>
                     "mutator {other} is not supported by apirule-wasm (supported: noop, header, cookie)"
                 )))
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The `config` of a rule's `jwt` strategy when it is written for Kyma's Istio JWT handler.
+fn istio_jwt_config<'a>(rule: &Node<'a>) -> Option<Node<'a>> {
+    rule.get("accessStrategies")?.items().ok()?.into_iter().find_map(|s| {
+        let config = s.get("config")?;
+        (s.get("handler")?.value.as_str() == Some("jwt") && config.get("authentications").is_some()).then_some(config)
+    })
+}
+
+/// `namespace/name` of a service node (the APIRule's namespace when it names none).
+fn service_key(service: &Node<'_>, apirule_namespace: &str) -> String {
+    let name = service.get("name").and_then(|n| n.value.as_str().map(str::to_owned)).unwrap_or_default();
+    let ns = service.get("namespace").and_then(|n| n.value.as_str().map(str::to_owned));
+    format!("{}/{name}", ns.as_deref().unwrap_or(apirule_namespace))
+}
+
+/// What a v1beta1 APIRule in Istio mode compiles to besides its access rules.
+#[derive(Default)]
+struct IstioParts {
+    rules: Vec<istio::Rule>,
+    providers: Vec<(Rc<str>, Provider)>,
+    locations_of: BTreeMap<(String, String), (Vec<Location>, usize)>,
+}
+
+impl IstioParts {
+    /// The AuthorizationPolicy of one rule (§1.5 istio mode, api-gateway `processors/istio`).
+    fn rule_access(
+        &mut self,
+        node: &Node<'_>,
+        strategies: &[Node<'_>],
+        handlers: &[&str],
+        service: &Rc<str>,
+    ) -> Result<Access, ConfigError> {
+        let Some(position) = handlers.iter().position(|h| *h == "jwt") else {
+            return Ok(if handlers.iter().all(|h| DIRECT.contains(h)) { Access::NoAuth } else { Access::Oathkeeper });
+        };
+        if handlers.len() > 1 {
+            return Err(
+                node.error("handler jwt cannot be combined with other access strategies (Kyma's Istio JWT handler)")
+            );
+        }
+        let strategy = strategies.get(position).ok_or_else(|| node.error("missing jwt strategy"))?;
+        let config = strategy.req("config")?;
+        for ory in ["jwks_urls", "trusted_issuers", "required_scope"] {
+            if config.get(ory).is_some() {
+                return Err(config.error(format!(
+                    "{ory}: Configuration for {ory} is not supported with Istio handler (use authentications and authorizations)"
+                )));
+            }
+        }
+        config.only_keys(&["authentications", "authorizations"])?;
+        let rule_index = self.rules.len();
+        let issuers = v2::authentications(&config, rule_index, service, &mut self.providers, &mut self.locations_of)?;
+        Ok(Access::Jwt { issuers, authorizations: v2::authorizations(&config)? })
+    }
+}
+
+/// The `header` and `cookie` mutators of a jwt rule in Istio mode: Kyma wrote them into the
+/// VirtualService as literal header and cookie setters (no templates).
+fn istio_mutators(node: Option<Node<'_>>) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(node) = node else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for m in node.items()? {
+        m.only_keys(&["handler", "config"])?;
+        let handler = m.req("handler")?;
+        let name = handler.non_empty_str()?;
+        if seen.contains(&name) {
+            return Err(handler.error(format!("mutator {name} is listed twice")));
+        }
+        seen.push(name);
+        let key = match name {
+            "header" => "headers",
+            "cookie" => "cookies",
+            other => {
+                return Err(
+                    handler.error(format!("unsupported mutator: {other} (Istio mode supports header and cookie)"))
+                )
+            }
+        };
+        let config = m.req("config")?;
+        config.only_keys(&[key])?;
+        let map = config.req(key)?;
+        let entries = map.object()?;
+        if entries.is_empty() {
+            return Err(map.error(format!("{key} cannot be empty")));
+        }
+        let mut values = Vec::new();
+        for (k, v) in entries {
+            let v = v.as_str().ok_or_else(|| map.error(format!("{k}: must be a string")))?;
+            if k.is_empty() {
+                return Err(map.error("a name cannot be empty"));
+            }
+            if v.contains('%') {
+                return Err(map.error(format!(
+                    "{k}: Envoy command operators (%...%) are not supported by apirule-wasm; use a literal value"
+                )));
+            }
+            values.push((k.clone(), v.to_owned()));
+        }
+        if key == "headers" {
+            out.extend(values.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)));
+        } else {
+            let cookie: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push(("cookie".to_owned(), cookie.join("; ")));
         }
     }
     Ok(out)

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::ConfigError;
 
 /// A JSON value together with the path that led to it and the resource it belongs to.
+#[derive(Clone)]
 pub struct Node<'a> {
     pub value: &'a Value,
     pub path: String,

@@ -10,7 +10,7 @@ use super::jwt::is_request_uri;
 use super::v2_order::PathTrie;
 use super::{ConfigError, Options};
 use crate::jwt::envoy::{default_locations, Location, Provider};
-use crate::policy::istio::{Access, Authorization, PolicyHost, Rule, Rules};
+use crate::policy::istio::{Access, Authorization, PolicyHost, PolicyPath, Rule, Rules};
 use crate::policy::template::Template;
 use crate::policy::{HostPolicy, RuleId, Semantics};
 
@@ -229,7 +229,7 @@ pub(crate) fn compile(
             .filter(|(r, _)| r.methods.iter().any(|m| methods.contains(m)))
             .map(|(_, t)| t)
             .filter(|t| !t.is_all() && !matches!(t.source.as_str(), "/{**}" | "/"))
-            .cloned()
+            .map(|t| PolicyPath::Template(Rc::clone(t)))
             .collect();
         let set_headers = request_modifiers(node.get("request"))?;
         templates.push(Rc::clone(&template));
@@ -237,8 +237,10 @@ pub(crate) fn compile(
             id: RuleId { apirule: Rc::clone(&apirule_name), index },
             service,
             methods,
+            routed: true,
+            route_any_method: false,
             route,
-            path: template,
+            path: PolicyPath::Template(template),
             not_paths,
             access,
             set_headers,
@@ -246,9 +248,9 @@ pub(crate) fn compile(
     }
     jwks_urls.sort();
     jwks_urls.dedup();
-    let compiled = Rules { forwarded_host, policy_host, rules, providers };
+    let compiled = Rules { forwarded_host, policy_host: Some(policy_host), rules, providers };
     Ok(Compiled {
-        host: HostPolicy { apirule, host, semantics: Semantics::IstioV2(Rc::new(compiled)) },
+        host: HostPolicy { apirule, host, semantics: Semantics::Istio(Rc::new(compiled)) },
         host_path: "spec.hosts[0]",
         access_rules: Vec::new(),
         jwks_urls,
@@ -257,7 +259,7 @@ pub(crate) fn compile(
 
 /// `jwt.authentications` -> the rule's issuers; each new (issuer, jwksUri) becomes a provider of
 /// the rule's workload.
-fn authentications(
+pub(crate) fn authentications(
     jwt: &Node<'_>,
     rule_index: usize,
     service: &Rc<str>,
@@ -332,7 +334,7 @@ fn authentications(
     Ok(issuers)
 }
 
-fn authorizations(jwt: &Node<'_>) -> Result<Vec<Authorization>, ConfigError> {
+pub(crate) fn authorizations(jwt: &Node<'_>) -> Result<Vec<Authorization>, ConfigError> {
     let Some(list) = jwt.get("authorizations") else {
         return Ok(Vec::new());
     };

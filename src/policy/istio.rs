@@ -1,6 +1,8 @@
-//! APIRule v2 semantics as Kyma deploys them with Istio (reference §3.4-3.5): the VirtualService
+//! APIRule semantics as Kyma deploys them with Istio (reference §3.4-3.5): the VirtualService
 //! route stage, then the workload's RequestAuthentication (Envoy `jwt_authn`), then its ALLOW
-//! AuthorizationPolicies (Envoy `rbac`).
+//! AuthorizationPolicies (Envoy `rbac`). Used by v2alpha1/v2, and by v1beta1 APIRules written
+//! for Kyma's Istio JWT handler (§1.5), whose non-JWT handlers still go through Oathkeeper's
+//! access-rule stage on their way to the workload.
 //!
 //! What the gateway cannot see is left out and documented (docs/compatibility.md): policies that
 //! other APIRules or users attach to the same workload, and calls that bypass the gateway. The
@@ -13,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::response::{self, ErrorStyle};
 use super::template::Template;
-use super::{Decision, PathPattern, RuleId};
+use super::{oathkeeper, Decision, PathPattern, Policy, RuleId};
 use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::envoy::{self, Authn, Provider};
 use crate::keys::KeyStore;
@@ -26,8 +28,8 @@ pub struct Rules {
     /// `x-forwarded-host` for the backend: the APIRule's host, or `None` for a wildcard host, whose
     /// backend gets the request's own host (Kyma 3.7).
     pub forwarded_host: Option<String>,
-    /// The AuthorizationPolicy `hosts` entry.
-    pub policy_host: PolicyHost,
+    /// The AuthorizationPolicy `hosts` entry (v1beta1's policies have none).
+    pub policy_host: Option<PolicyHost>,
     /// In order: the first rule whose route matches wins.
     pub rules: Vec<Rule>,
     /// Every jwtRule of the APIRule, with the service (workload) its rule targets.
@@ -63,26 +65,60 @@ pub struct Rule {
     pub service: Rc<str>,
     /// Exact, case-sensitive (the VirtualService matches `^(GET|POST)$`).
     pub methods: Vec<String>,
+    /// Whether the VirtualService has a route for this rule (v1beta1 keeps the first rule per path).
+    pub routed: bool,
+    /// Whether the route matches every method (v1beta1 `allow`).
+    pub route_any_method: bool,
     /// The VirtualService match: `None` for `/*` (prefix `/`), else Kyma's regex.
     pub route: Option<Rc<PathPattern>>,
     /// The AuthorizationPolicy `paths` entry.
-    pub path: Rc<Template>,
+    pub path: PolicyPath,
     /// The AuthorizationPolicy `notPaths`: earlier rules' paths that share a method.
-    pub not_paths: Vec<Rc<Template>>,
+    pub not_paths: Vec<PolicyPath>,
     pub access: Access,
     /// `request.headers`, and `request.cookies` as one `cookie` header, set on the forwarded request.
     pub set_headers: Vec<(String, String)>,
 }
 
+/// An AuthorizationPolicy path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyPath {
+    /// v2: a URI template.
+    Template(Rc<Template>),
+    /// v1beta1: the rule's path written verbatim into the policy, which Istio reads as an exact
+    /// string, `prefix*`, `*suffix` or `*` (so a regex there matches only itself, literally).
+    Istio(Rc<str>),
+}
+
+impl PolicyPath {
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            PolicyPath::Template(t) => t.matches(path),
+            PolicyPath::Istio(p) => {
+                if &**p == "*" {
+                    !path.is_empty()
+                } else if let Some(prefix) = p.strip_suffix('*') {
+                    path.starts_with(prefix)
+                } else if let Some(suffix) = p.strip_prefix('*') {
+                    path.ends_with(suffix)
+                } else {
+                    path == &**p
+                }
+            }
+        }
+    }
+}
+
 /// What the rule's AuthorizationPolicy asks of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
+    /// Any caller coming from the ingress gateway (not through Oathkeeper).
     NoAuth,
+    /// v1beta1 handlers Oathkeeper decides (`noop`, `anonymous`, `unauthorized`): the route goes
+    /// through the access-rule stage, and the policy admits what comes from Oathkeeper.
+    Oathkeeper,
     /// A principal of one of `issuers`, and, when there are authorizations, one of them satisfied.
-    Jwt {
-        issuers: Vec<String>,
-        authorizations: Vec<Authorization>,
-    },
+    Jwt { issuers: Vec<String>, authorizations: Vec<Authorization> },
 }
 
 /// One `jwt.authorizations[]` entry: every audience, and every required scope in one claim.
@@ -106,11 +142,14 @@ impl Authorization {
 
 impl Rule {
     fn routes(&self, method: &str, path: &str) -> bool {
-        self.methods.iter().any(|m| m == method) && self.route.as_ref().is_none_or(|r| r.matches(path))
+        self.routed
+            && (self.route_any_method || self.methods.iter().any(|m| m == method))
+            && self.route.as_ref().is_none_or(|r| r.matches(path))
     }
 
-    /// Whether this rule's ALLOW policy admits the request.
-    fn permits(&self, method: &str, path: &str, claims: Option<&Map<String, Value>>) -> bool {
+    /// Whether this rule's ALLOW policy admits the request (`via_oathkeeper`: it comes from
+    /// Oathkeeper rather than straight from the ingress gateway).
+    fn permits(&self, method: &str, path: &str, claims: Option<&Map<String, Value>>, via_oathkeeper: bool) -> bool {
         if !self.methods.iter().any(|m| m == method) || !self.path.matches(path) {
             return false;
         }
@@ -118,7 +157,8 @@ impl Rule {
             return false;
         }
         match &self.access {
-            Access::NoAuth => true,
+            Access::NoAuth => !via_oathkeeper,
+            Access::Oathkeeper => via_oathkeeper,
             Access::Jwt { issuers, authorizations } => claims.is_some_and(|c| {
                 issuers.iter().any(|i| envoy::principal_matches(c, i))
                     && (authorizations.is_empty() || authorizations.iter().any(|a| a.satisfied(c)))
@@ -127,8 +167,9 @@ impl Rule {
     }
 }
 
-/// Decides a request for a host whose APIRule is v2.
+/// Decides a request for a host whose APIRule has Istio semantics.
 pub(super) fn decide(
+    policy: &Policy,
     rules: &Rules,
     req: &Request,
     now_ms: u64,
@@ -151,6 +192,16 @@ pub(super) fn decide(
     };
     let workload = &route.service;
 
+    // Oathkeeper first, for the v1beta1 handlers it decides; its mutators' headers go along.
+    let mut mutated = Vec::new();
+    let via_oathkeeper = route.access == Access::Oathkeeper;
+    if via_oathkeeper {
+        match oathkeeper::access_stage(policy, &route.id, req, &normalized, now_ms, keys, tokens) {
+            Ok((_, headers)) => mutated = headers,
+            Err(decision) => return decision,
+        }
+    }
+
     // The workload's RequestAuthentication.
     let providers: Vec<&Provider> = rules.providers.iter().filter(|(s, _)| s == workload).map(|(_, p)| p).collect();
     let authn =
@@ -169,8 +220,12 @@ pub(super) fn decide(
 
     // The workload's ALLOW AuthorizationPolicies: any one admitting the request is enough.
     let claims = verified.as_ref().map(|v| &v.claims);
-    let allowed = rules.policy_host.matches(&req.authority)
-        && rules.rules.iter().filter(|r| r.service == *workload).any(|r| r.permits(&req.method, &normalized, claims));
+    let allowed = rules.policy_host.as_ref().is_none_or(|h| h.matches(&req.authority))
+        && rules
+            .rules
+            .iter()
+            .filter(|r| r.service == *workload)
+            .any(|r| r.permits(&req.method, &normalized, claims, via_oathkeeper));
     if !allowed {
         let reason = "no AuthorizationPolicy allows the request".to_owned();
         return Decision::Deny { rule: Some(route.id.clone()), reason, response: response::render_rbac_denied() };
@@ -185,6 +240,7 @@ pub(super) fn decide(
         };
         set_headers.push((":path".to_owned(), rewritten));
     }
+    set_headers.extend(mutated);
     set_headers.extend(route.set_headers.iter().cloned());
     Decision::Allow { rule: route.id.clone(), set_headers }
 }

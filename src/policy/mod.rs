@@ -114,8 +114,8 @@ pub enum Semantics {
     /// v1alpha1/v1beta1 as Oathkeeper enforced them: the VirtualService routes here, the access
     /// rules in `Policy`.
     OathkeeperV1(Vec<Route>),
-    /// v2alpha1/v2 as Istio enforces them.
-    IstioV2(Rc<istio::Rules>),
+    /// v2alpha1/v2, and v1beta1 written for Kyma's Istio JWT handler, as Istio enforces them.
+    Istio(Rc<istio::Rules>),
 }
 
 /// One APIRule's host and how it is decided.
@@ -132,7 +132,7 @@ impl HostPolicy {
     pub fn route_count(&self) -> usize {
         match &self.semantics {
             Semantics::OathkeeperV1(routes) => routes.len(),
-            Semantics::IstioV2(rules) => rules.rules.len(),
+            Semantics::Istio(rules) => rules.rules.iter().filter(|r| r.routed).count(),
         }
     }
 }
@@ -310,7 +310,7 @@ impl Policy {
         };
         match &host_policy.semantics {
             Semantics::OathkeeperV1(routes) => oathkeeper::decide(self, host_policy, routes, req, now_ms, keys, tokens),
-            Semantics::IstioV2(rules) => istio::decide(rules, req, now_ms, keys, tokens),
+            Semantics::Istio(rules) => istio::decide(self, rules, req, now_ms, keys, tokens),
         }
     }
 }

@@ -55,25 +55,45 @@ pub(super) fn decide(
         return Decision::Allow { rule: route.rule.clone(), set_headers };
     }
 
-    // Access-rule stage: exactly one rule of the whole pool must match.
-    let decoded = match path::decode_for_access_rules(&normalized) {
-        Ok(p) => p,
-        Err(e) => return deny(400, ErrorStyle::BadRequest, None, format!("unusable path: {e:?}"), false),
+    match access_stage(policy, &route.rule, req, &normalized, now_ms, keys, tokens) {
+        Ok((rule, mutated)) => {
+            set_headers.extend(mutated);
+            Decision::Allow { rule, set_headers }
+        }
+        Err(decision) => decision,
+    }
+}
+
+/// The access-rule stage (Oathkeeper, §1.8, §2.8): exactly one access rule of the whole pool must
+/// match the request; its authenticator pipeline runs, then its mutators. `Ok` carries the access
+/// rule that allowed and the headers its mutators set; `Err` the deny (or the wait for keys).
+pub(super) fn access_stage(
+    policy: &Policy,
+    route_rule: &RuleId,
+    req: &Request,
+    normalized: &str,
+    now_ms: u64,
+    keys: &dyn KeyStore,
+    tokens: &mut VerifiedTokens,
+) -> Result<(RuleId, Vec<(String, String)>), Decision> {
+    let deny = |status: u16, rule: &RuleId, reason: String, token: bool| {
+        let style = if status == 400 { ErrorStyle::BadRequest } else { ErrorStyle::OathkeeperJson };
+        let response = response::render(status, style, req.request_id().as_deref(), token);
+        Decision::Deny { rule: Some(rule.clone()), reason, response }
     };
+    let method = req.method.to_ascii_uppercase();
+    let decoded = path::decode_for_access_rules(normalized)
+        .map_err(|e| deny(400, route_rule, format!("unusable path: {e:?}"), false))?;
     let matching: Vec<&AccessRule> = policy
         .access_candidates(&req.authority)
         .filter(|r| r.methods.contains(&method) && r.path.matches(&decoded))
         .collect();
     let rule = match matching.as_slice() {
         [rule] => *rule,
-        [] => return deny(404, ErrorStyle::OathkeeperJson, Some(&route.rule), "no access rule matches".into(), false),
-        _ => {
-            let reason = format!("{} access rules match", matching.len());
-            return deny(500, ErrorStyle::OathkeeperJson, Some(&route.rule), reason, false);
-        }
+        [] => return Err(deny(404, route_rule, "no access rule matches".into(), false)),
+        _ => return Err(deny(500, route_rule, format!("{} access rules match", matching.len()), false)),
     };
 
-    // The authenticator pipeline (§2.8).
     for authenticator in &rule.authenticators {
         let outcome = match authenticator {
             Authenticator::Noop => AuthOutcome::Authenticated { subject: String::new(), token: None },
@@ -93,17 +113,16 @@ pub(super) fn decide(
             AuthOutcome::NotResponsible => continue,
             AuthOutcome::Authenticated { subject, token } => {
                 let session = Session { subject: &subject, extra: token.as_ref().map(|t| &t.claims) };
-                set_headers.extend(mutate(&rule.mutators, &session, req));
-                return Decision::Allow { rule: rule.rule.clone(), set_headers };
+                return Ok((rule.rule.clone(), mutate(&rule.mutators, &session, req)));
             }
-            AuthOutcome::NeedKeys(urls) => return Decision::NeedKeys { urls },
+            AuthOutcome::NeedKeys(urls) => return Err(Decision::NeedKeys { urls }),
             AuthOutcome::Rejected(reason) => {
                 let token = matches!(authenticator, Authenticator::Jwt(_));
-                return deny(401, ErrorStyle::OathkeeperJson, Some(&rule.rule), reason, token);
+                return Err(deny(401, &rule.rule, reason, token));
             }
         }
     }
-    deny(401, ErrorStyle::OathkeeperJson, Some(&rule.rule), "no authenticator is responsible (no token)".into(), false)
+    Err(deny(401, &rule.rule, "no authenticator is responsible (no token)".into(), false))
 }
 
 /// The headers the rule's mutators set, in order (a later mutator's header replaces an earlier
