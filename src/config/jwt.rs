@@ -33,7 +33,7 @@ pub(crate) fn compile(config: Option<Node<'_>>, strategy: &Node<'_>) -> Result<J
     }
     if object.contains_key("authentications") {
         return Err(config.error(
-            "authentications belongs to the Istio-mode jwt handler, which apirule-wasm does not support; use jwks_urls/trusted_issuers",
+            "authentications belongs to Kyma's Istio JWT handler, which only v1beta1 APIRules had; use jwks_urls/trusted_issuers in v1alpha1",
         ));
     }
     config.only_keys(&KEYS)?;
