@@ -311,3 +311,37 @@ fn validation_errors() {
     v2alpha1["apiVersion"] = json!("gateway.kyma-project.io/v2alpha1");
     assert!(try_load(json!({"apiRules": [v2alpha1]})).is_ok());
 }
+
+#[test]
+fn cors_preflights_skip_token_checks_but_not_the_policies() {
+    let rules = json!([jwt_rule("/api", &["GET", "OPTIONS"], None)]);
+    let preflight = |token: Option<String>| {
+        let mut r = Request::new("OPTIONS", HOST, "/api")
+            .with_header("origin", "https://app.example.com")
+            .with_header("access-control-request-method", "GET");
+        if let Some(t) = token {
+            r = bearer(r, &t);
+        }
+        answer(rules.clone(), r)
+    };
+    assert_eq!(preflight(None), 403);
+    assert_eq!(preflight(Some(rs256(good_claims()))), 403, "the token is not even looked at");
+    assert_eq!(preflight(Some(rs256(claims_with(json!({"exp": NOW_SECS - 3600}))))), 403);
+    let plain_options = bearer(Request::new("OPTIONS", HOST, "/api"), &rs256(good_claims()));
+    assert_eq!(answer(rules, plain_options), 200, "an OPTIONS that is no preflight is checked as usual");
+}
+
+#[test]
+fn header_values_may_use_req_operators() {
+    let rule = json!({"path": "/a", "methods": ["GET"], "noAuth": true,
+                      "request": {"headers": {"X-Host": "%REQ(:AUTHORITY)%", "X-Ua": "ua=%REQ(user-agent?x-agent)% 100%%",
+                                              "X-None": "%REQ(x-absent)%"}}});
+    let cfg = load(vec![v2(json!([rule]))]);
+    let req = get("/a").with_header("x-agent", "curl");
+    let Decision::Allow { set_headers, .. } = cfg.policy.decide(&req, NOW_MS, &default_cache()) else {
+        panic!("allowed")
+    };
+    assert!(set_headers.contains(&("x-host".into(), HOST.into())), "{set_headers:?}");
+    assert!(set_headers.contains(&("x-ua".into(), "ua=curl 100%".into())), "{set_headers:?}");
+    assert!(!set_headers.iter().any(|(k, _)| k == "x-none"), "an empty value is not set, as Envoy does");
+}

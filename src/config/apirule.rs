@@ -10,7 +10,7 @@ use super::json::Node;
 use super::{jwt, v2, ConfigError, Options};
 use crate::jwt::envoy::Location;
 use crate::jwt::envoy::Provider;
-use crate::policy::istio::{self, Access, PolicyPath};
+use crate::policy::istio::{self, Access, HeaderValue, PolicyPath};
 use crate::policy::mutator::Template as MutatorTemplate;
 use crate::policy::{
     AccessRule, Authenticator, HostPolicy, Mutator, PathPattern, Route, RouteAction, RuleId, Semantics, SharedPath,
@@ -439,8 +439,8 @@ impl IstioParts {
 }
 
 /// The `header` and `cookie` mutators of a jwt rule in Istio mode: Kyma wrote them into the
-/// VirtualService as literal header and cookie setters (no templates).
-fn istio_mutators(node: Option<Node<'_>>) -> Result<Vec<(String, String)>, ConfigError> {
+/// VirtualService as header and cookie setters (no templates; Envoy's `%REQ(...)%` works).
+fn istio_mutators(node: Option<Node<'_>>) -> Result<Vec<(String, HeaderValue)>, ConfigError> {
     let Some(node) = node else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     let mut seen = Vec::new();
@@ -464,29 +464,10 @@ fn istio_mutators(node: Option<Node<'_>>) -> Result<Vec<(String, String)>, Confi
         let config = m.req("config")?;
         config.only_keys(&[key])?;
         let map = config.req(key)?;
-        let entries = map.object()?;
-        if entries.is_empty() {
+        if map.object()?.is_empty() {
             return Err(map.error(format!("{key} cannot be empty")));
         }
-        let mut values = Vec::new();
-        for (k, v) in entries {
-            let v = v.as_str().ok_or_else(|| map.error(format!("{k}: must be a string")))?;
-            if k.is_empty() {
-                return Err(map.error("a name cannot be empty"));
-            }
-            if v.contains('%') {
-                return Err(map.error(format!(
-                    "{k}: Envoy command operators (%...%) are not supported by apirule-wasm; use a literal value"
-                )));
-            }
-            values.push((k.clone(), v.to_owned()));
-        }
-        if key == "headers" {
-            out.extend(values.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)));
-        } else {
-            let cookie: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            out.push(("cookie".to_owned(), cookie.join("; ")));
-        }
+        out.extend(v2::setters(&map, key == "cookies")?);
     }
     Ok(out)
 }

@@ -10,7 +10,7 @@ use super::jwt::is_request_uri;
 use super::v2_order::PathTrie;
 use super::{ConfigError, Options};
 use crate::jwt::envoy::{default_locations, Location, Provider};
-use crate::policy::istio::{Access, Authorization, PolicyHost, PolicyPath, Rule, Rules};
+use crate::policy::istio::{Access, Authorization, HeaderValue, PolicyHost, PolicyPath, Rule, Rules};
 use crate::policy::template::Template;
 use crate::policy::{HostPolicy, RuleId, Semantics};
 
@@ -354,39 +354,43 @@ pub(crate) fn authorizations(jwt: &Node<'_>) -> Result<Vec<Authorization>, Confi
 }
 
 /// `request.headers` (set, replacing the client's) and `request.cookies` (one `cookie` header
-/// replacing the client's, names in sorted order).
-fn request_modifiers(node: Option<Node<'_>>) -> Result<Vec<(String, String)>, ConfigError> {
+/// replacing the client's, names in sorted order); values may use `%REQ(...)%`.
+fn request_modifiers(node: Option<Node<'_>>) -> Result<Vec<(String, HeaderValue)>, ConfigError> {
     let Some(node) = node else {
         return Ok(Vec::new());
     };
     node.only_keys(&["headers", "cookies"])?;
     let mut out = Vec::new();
     if let Some(h) = node.get("headers") {
-        for (name, value) in h.object()? {
-            let value = value.as_str().ok_or_else(|| h.error(format!("{name}: must be a string")))?;
-            let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-            if !valid {
-                return Err(h.error(format!("{name:?} is not a valid header name")));
-            }
-            if value.contains('%') {
-                // Envoy would expand `%REQ(...)%` and friends in the VirtualService; set verbatim,
-                // the backend would get the operator's text instead. Refused rather than wrong.
-                return Err(h.error(format!(
-                    "{name}: Envoy command operators (%...%) are not supported by apirule-wasm; use a literal value"
-                )));
-            }
-            out.push((name.to_ascii_lowercase(), value.to_owned()));
-        }
+        out.extend(setters(&h, false)?);
     }
     if let Some(c) = node.get("cookies") {
-        let mut cookies = Vec::new();
-        for (name, value) in c.object()? {
-            let value = value.as_str().ok_or_else(|| c.error(format!("{name}: must be a string")))?;
-            cookies.push(format!("{name}={value}"));
-        }
-        if !cookies.is_empty() {
-            out.push(("cookie".to_owned(), cookies.join("; ")));
-        }
+        out.extend(setters(&c, true)?);
     }
     Ok(out)
+}
+
+/// A map of header (or, with `cookies`, cookie) names to values -> the headers to set.
+pub(crate) fn setters(map: &Node<'_>, cookies: bool) -> Result<Vec<(String, HeaderValue)>, ConfigError> {
+    let mut headers = Vec::new();
+    let mut jar = Vec::new();
+    for (name, value) in map.object()? {
+        let item = Node::at(value, format!("{}.{name}", map.path), map.resource());
+        let text = item.str()?;
+        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        if !valid {
+            return Err(
+                map.error(format!("{name:?} is not a valid {} name", if cookies { "cookie" } else { "header" }))
+            );
+        }
+        if cookies {
+            jar.push(format!("{name}={text}"));
+        } else {
+            headers.push((name.to_ascii_lowercase(), HeaderValue::parse(text).map_err(|e| item.error(e))?));
+        }
+    }
+    if !jar.is_empty() {
+        headers.push(("cookie".to_owned(), HeaderValue::parse(&jar.join("; ")).map_err(|e| map.error(e))?));
+    }
+    Ok(headers)
 }

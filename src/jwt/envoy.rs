@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::algorithm::Algorithm;
 use super::cache::{Verified, VerifiedTokens};
-use super::extract::query_param;
+use super::extract::query_param_present;
 use super::jwks::KeySet;
 use super::{claims, signature, token};
 use crate::keys::KeyStore;
@@ -57,16 +57,34 @@ pub enum Authn {
     NeedKeys(Vec<String>),
 }
 
-/// The token at `location`, if the request has a non-empty one there.
+/// Characters of a compact JWS (Envoy's `ConstantBase64UrlEncodingCharsPlusDot`).
+fn is_jws_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// The token at `location`, as Envoy's extractor finds it: for a header with a prefix, the prefix
+/// may stand anywhere in the value and the token is the run of JWS characters after it (so
+/// `Bearer  <t>` and `<t> trailing` give `<t>`); without a prefix, the whole value. A query
+/// parameter counts when present, even empty (its first value; an empty token then fails).
 fn extract(location: &Location, req: &Request) -> Option<String> {
-    let token = match location {
+    match location {
         Location::Header { name, prefix } => {
             let value = String::from_utf8_lossy(req.header(name)?).into_owned();
-            value.strip_prefix(prefix.as_str())?.to_owned()
+            if prefix.is_empty() {
+                return (!value.is_empty()).then_some(value);
+            }
+            let after = value.find(prefix.as_str())? + prefix.len();
+            let rest = value.get(after..).unwrap_or_default();
+            let Some(start) = rest.find(is_jws_char) else {
+                // Envoy then hands over the whole header value, which cannot verify.
+                return Some(value);
+            };
+            let token = rest.get(start..).unwrap_or_default();
+            let end = token.find(|c: char| !is_jws_char(c)).unwrap_or(token.len());
+            Some(token.get(..end).unwrap_or_default().to_owned())
         }
-        Location::Param(name) => query_param(&req.path, name)?,
-    };
-    (!token.is_empty()).then_some(token)
+        Location::Param(name) => query_param_present(&req.path, name),
+    }
 }
 
 /// Runs jwt_authn with `providers` (all of the workload's jwtRules) on `req`.
@@ -255,11 +273,17 @@ mod tests {
         assert_eq!(extract(&loc, &req).as_deref(), Some("abc"));
         let req = Request::new("GET", "h", "/").with_header("x-jwt", "token abc");
         assert_eq!(extract(&loc, &req), None, "the prefix is case-sensitive");
+        let req = Request::new("GET", "h", "/").with_header("x-jwt", "xToken  a.b-c_d e");
+        assert_eq!(extract(&loc, &req).as_deref(), Some("a.b-c_d"), "Envoy: prefix anywhere, then the JWS run");
+        let req = Request::new("GET", "h", "/").with_header("x-jwt", "Token !!");
+        assert_eq!(extract(&loc, &req).as_deref(), Some("Token !!"), "no JWS characters: the whole value");
         let default = &default_locations()[0];
         let req = Request::new("GET", "h", "/").with_header("authorization", "bearer abc");
         assert_eq!(extract(default, &req), None);
         let param = &default_locations()[1];
         let req = Request::new("GET", "h", "/p?access_token=abc");
         assert_eq!(extract(param, &req).as_deref(), Some("abc"));
+        let req = Request::new("GET", "h", "/p?access_token=&access_token=abc");
+        assert_eq!(extract(param, &req).as_deref(), Some(""), "an empty first value is a (bad) token");
     }
 }

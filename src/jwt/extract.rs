@@ -63,8 +63,17 @@ fn form_decode(s: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// The first value of query parameter `name` even when empty (Envoy's query-parameter location).
+pub(crate) fn query_param_present(raw_path: &str, name: &str) -> Option<String> {
+    let (_, query) = split_query(raw_path);
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (form_decode(k).as_deref() == Some(name)).then(|| form_decode(v).unwrap_or_default())
+    })
+}
+
 /// The first value of query parameter `name` (Go's `Query().Get`).
-pub(crate) fn query_param(raw_path: &str, name: &str) -> Option<String> {
+fn query_param(raw_path: &str, name: &str) -> Option<String> {
     let (_, query) = split_query(raw_path);
     for pair in query?.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

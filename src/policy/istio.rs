@@ -77,7 +77,76 @@ pub struct Rule {
     pub not_paths: Vec<PolicyPath>,
     pub access: Access,
     /// `request.headers`, and `request.cookies` as one `cookie` header, set on the forwarded request.
-    pub set_headers: Vec<(String, String)>,
+    pub set_headers: Vec<(String, HeaderValue)>,
+}
+
+/// A header value the VirtualService sets, which Envoy formats per request: literal text and
+/// `%REQ(name)%` / `%REQ(a?b)%` (the first present request header; `:authority`, `:path` and
+/// `:method` too). Other command operators are refused at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderValue(Vec<ValuePart>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ValuePart {
+    Text(String),
+    Req(Vec<String>),
+}
+
+impl HeaderValue {
+    pub fn parse(source: &str) -> Result<HeaderValue, String> {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut rest = source;
+        while let Some(i) = rest.find('%') {
+            text.push_str(rest.get(..i).unwrap_or_default());
+            let after = rest.get(i + 1..).unwrap_or_default();
+            if let Some(r) = after.strip_prefix('%') {
+                text.push('%');
+                rest = r;
+                continue;
+            }
+            let unsupported = || {
+                format!("command operator in {source:?} is not supported (supported: %REQ(header)%, %REQ(a?b)%, %%)")
+            };
+            let inner = after.strip_prefix("REQ(").ok_or_else(unsupported)?;
+            let close = inner.find(")%").ok_or_else(unsupported)?;
+            let names: Vec<String> =
+                inner.get(..close).unwrap_or_default().split('?').map(|n| n.trim().to_ascii_lowercase()).collect();
+            if names.iter().any(String::is_empty) || names.len() > 2 {
+                return Err(unsupported());
+            }
+            if !text.is_empty() {
+                parts.push(ValuePart::Text(std::mem::take(&mut text)));
+            }
+            parts.push(ValuePart::Req(names));
+            rest = inner.get(close + 2..).unwrap_or_default();
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            parts.push(ValuePart::Text(text));
+        }
+        Ok(HeaderValue(parts))
+    }
+
+    fn render(&self, req: &Request) -> String {
+        let mut out = String::new();
+        for part in &self.0 {
+            match part {
+                ValuePart::Text(t) => out.push_str(t),
+                ValuePart::Req(names) => {
+                    let value = names.iter().find_map(|n| match n.as_str() {
+                        ":authority" => Some(req.authority.clone()),
+                        ":path" => Some(req.path.clone()),
+                        ":method" => Some(req.method.clone()),
+                        other => req.header(other).map(|v| String::from_utf8_lossy(v).into_owned()),
+                    });
+                    // A claim-free but client-chosen value: never let it split the header.
+                    out.extend(value.unwrap_or_default().chars().filter(|c| !c.is_control()));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// An AuthorizationPolicy path.
@@ -204,8 +273,15 @@ pub(super) fn decide(
 
     // The workload's RequestAuthentication.
     let providers: Vec<&Provider> = rules.providers.iter().filter(|(s, _)| s == workload).map(|(_, p)| p).collect();
-    let authn =
-        if providers.is_empty() { Authn::Missing } else { envoy::authenticate(&providers, req, now_ms, keys, tokens) };
+    // Istio sets `bypass_cors_preflight`: a CORS preflight carries no token and is not checked
+    // for one; the policies still decide it (a jwt rule then answers 403).
+    let non_empty = |name: &str| req.header(name).is_some_and(|v| !v.is_empty());
+    let preflight = req.method == "OPTIONS" && non_empty("origin") && non_empty("access-control-request-method");
+    let authn = if providers.is_empty() || preflight {
+        Authn::Missing
+    } else {
+        envoy::authenticate(&providers, req, now_ms, keys, tokens)
+    };
     let verified = match authn {
         Authn::Missing => None,
         Authn::Verified(v) => Some(v),
@@ -241,6 +317,12 @@ pub(super) fn decide(
         set_headers.push((":path".to_owned(), rewritten));
     }
     set_headers.extend(mutated);
-    set_headers.extend(route.set_headers.iter().cloned());
+    for (name, value) in &route.set_headers {
+        // Envoy adds no header whose formatted value is empty.
+        let value = value.render(req);
+        if !value.is_empty() {
+            set_headers.push((name.clone(), value));
+        }
+    }
     Decision::Allow { rule: route.id.clone(), set_headers }
 }

@@ -32,9 +32,10 @@ fn is_segment_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()+,;=:@".contains(&b)
 }
 
-/// Characters Envoy's URI template operators match (`%` stands for an escape's first byte).
+/// Characters Envoy's URI template operators match (`%` stands for an escape's first byte; `*`
+/// too, as Envoy 1.40's matcher does, checked against it by the peer test).
 fn is_template_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=".contains(&b)
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;:@=".contains(&b)
 }
 
 /// Kyma's VirtualService translation of the operators (api-gateway `envoyTemplatesTranslation`).
