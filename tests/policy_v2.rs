@@ -289,8 +289,8 @@ fn validation_errors() {
             "extAuth is not supported",
         ),
         (
-            v2(json!([{"path": "/a", "methods": ["GET"], "noAuth": true, "request": {"headers": {"x": "%REQ(y)%"}}}])),
-            "command operators",
+            v2(json!([{"path": "/a", "methods": ["GET"], "noAuth": true, "request": {"headers": {"x": "%DOWNSTREAM_REMOTE_ADDRESS%"}}}])),
+            "command operator in \"%DOWNSTREAM_REMOTE_ADDRESS%\" is not supported",
         ),
         (v2_on("API.example.com", json!([no_auth("/a", &["GET"])])), "lowercase RFC 1123"),
         (v2_on("short", json!([no_auth("/a", &["GET"])])), "defaultDomain"),
