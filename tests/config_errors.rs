@@ -23,10 +23,10 @@ fn jwt(config: Value) -> Value {
 #[test]
 fn unknown_api_version() {
     let mut r = apirule("httpbin", HOST, json!([rule("/.*", &["GET"], "noop", None)]));
-    r["apiVersion"] = json!("gateway.kyma-project.io/v2");
+    r["apiVersion"] = json!("gateway.kyma-project.io/v3");
     let e = error_of(json!({"apiRules": [r]}));
     assert!(
-        e.starts_with("APIRule default/httpbin: apiVersion: gateway.kyma-project.io/v2 is not supported yet"),
+        e.starts_with("APIRule default/httpbin: apiVersion: gateway.kyma-project.io/v3 is not supported (supported: "),
         "{e}"
     );
     let mut r = apirule("httpbin", HOST, json!([]));

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     match apirule_wasm::config::parse(&bytes) {
         Ok(cfg) => {
             for h in cfg.policy.hosts() {
-                println!("{}: host {} ({} route(s))", h.apirule, h.host, h.routes.len());
+                println!("{}: host {} ({} route(s))", h.apirule, h.host, h.route_count());
             }
             for url in cfg.jwks.values() {
                 println!("JWKS {} via cluster {}", url.url, url.cluster);

@@ -1,5 +1,5 @@
 //! One APIRule resource (v1alpha1 or v1beta1) -> its routes and access rules, validated as the
-//! Kyma controller validated it (reference §1.2-1.5).
+//! Kyma controller validated it (reference §1.2-1.5). v2alpha1/v2 go to `v2`.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -7,7 +7,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::json::Node;
-use super::{jwt, ConfigError, Options};
+use super::{jwt, v2, ConfigError, Options};
 use crate::policy::{
     AccessRule, Authenticator, HostPolicy, PathPattern, Route, RouteAction, RuleId, Semantics, SharedPath,
 };
@@ -41,7 +41,7 @@ pub(crate) struct Compiled {
 pub(crate) struct PathCache(HashMap<String, SharedPath>);
 
 impl PathCache {
-    fn get(&mut self, source: &str) -> Result<SharedPath, regex_lite::Error> {
+    pub(crate) fn get(&mut self, source: &str) -> Result<SharedPath, regex_lite::Error> {
         if let Some(path) = self.0.get(source) {
             return Ok(Rc::clone(path));
         }
@@ -75,11 +75,13 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
     let api_version = root.req("apiVersion")?.str()?;
     let v1alpha1 = match api_version {
         V1ALPHA1 => true,
-        V1BETA1 => false,
+        V1BETA1 | v2::V2 | v2::V2ALPHA1 => false,
         v if v.starts_with(GROUP) => {
-            return Err(root
-                .req("apiVersion")?
-                .error(format!("{v} is not supported yet (supported: {V1ALPHA1}, {V1BETA1})")))
+            return Err(root.req("apiVersion")?.error(format!(
+                "{v} is not supported (supported: {V1ALPHA1}, {V1BETA1}, {}, {})",
+                v2::V2ALPHA1,
+                v2::V2
+            )))
         }
         v => return Err(root.req("apiVersion")?.error(format!("{v} is not an APIRule apiVersion"))),
     };
@@ -94,6 +96,9 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
         None => "default",
     };
     let apirule = format!("{namespace}/{name}");
+    if matches!(api_version, v2::V2 | v2::V2ALPHA1) {
+        return v2::compile(&root, apirule, namespace, options, paths);
+    }
 
     let spec = root.req("spec")?;
     spec.object()?;
@@ -212,7 +217,7 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
     }
 
     Ok(Compiled {
-        host: HostPolicy { apirule, host: full_host.to_ascii_lowercase(), semantics: Semantics::OathkeeperV1, routes },
+        host: HostPolicy { apirule, host: full_host.to_ascii_lowercase(), semantics: Semantics::OathkeeperV1(routes) },
         host_path,
         access_rules,
         jwks_urls,

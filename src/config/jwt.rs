@@ -127,7 +127,7 @@ fn token_source(node: &Node<'_>) -> Result<TokenSource, ConfigError> {
 }
 
 /// Go's `url.ParseRequestURI` in spirit: an absolute URI (`scheme:...`) or an absolute path.
-fn is_request_uri(s: &str) -> bool {
+pub(crate) fn is_request_uri(s: &str) -> bool {
     if s.starts_with('/') {
         return true;
     }

@@ -7,6 +7,8 @@
 mod apirule;
 mod json;
 mod jwt;
+mod v2;
+mod v2_order;
 
 use std::collections::BTreeMap;
 use std::fmt;

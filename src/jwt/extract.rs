@@ -64,7 +64,7 @@ fn form_decode(s: &str) -> Option<String> {
 }
 
 /// The first value of query parameter `name` (Go's `Query().Get`).
-fn query_param(raw_path: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(raw_path: &str, name: &str) -> Option<String> {
     let (_, query) = split_query(raw_path);
     for pair in query?.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

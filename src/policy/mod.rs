@@ -1,13 +1,20 @@
 //! The compiled policy and the decision for one request.
 //!
-//! Two stages, as Kyma deployed APIRule v1: the route stage (Istio VirtualService: first matching
-//! route wins) and the access-rule stage (Oathkeeper: exactly one rule must match, then its
-//! authenticator pipeline runs). See docs/behaviour.md.
+//! Each host is decided with the semantics of the APIRule version that governs it:
+//! - v1alpha1/v1beta1 (`oathkeeper`): the route stage (Istio VirtualService: first matching route
+//!   wins), then the access-rule stage (Oathkeeper: exactly one rule must match, then its
+//!   authenticator pipeline runs);
+//! - v2alpha1/v2 (`istio`): the route stage, then the workload's RequestAuthentication and
+//!   AuthorizationPolicies as Envoy enforces them.
+//!
+//! See docs/behaviour.md and docs/compatibility.md.
 
+pub mod istio;
 mod oathkeeper;
 pub mod path;
 pub mod request;
 pub mod response;
+pub mod template;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -101,21 +108,34 @@ pub struct Route {
     pub action: RouteAction,
 }
 
-/// The APIRule semantics a host is enforced with. Only Oathkeeper-era v1 today; the v2 (Istio)
-/// semantics will be another variant, chosen per compiled APIRule, not by scattered ifs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The APIRule semantics a host is enforced with, with the compiled rules of that semantics:
+/// chosen once per APIRule by its version, never by scattered ifs.
+#[derive(Debug, Clone)]
 pub enum Semantics {
-    OathkeeperV1,
+    /// v1alpha1/v1beta1 as Oathkeeper enforced them: the VirtualService routes here, the access
+    /// rules in `Policy`.
+    OathkeeperV1(Vec<Route>),
+    /// v2alpha1/v2 as Istio enforces them.
+    IstioV2(Rc<istio::Rules>),
 }
 
-/// The route stage of one APIRule.
+/// One APIRule's host and how it is decided.
 #[derive(Debug, Clone)]
 pub struct HostPolicy {
     pub apirule: String,
-    /// Lower-case FQDN (default domain applied).
+    /// Lower-case FQDN (default domain applied), or `*.domain` for a v2 wildcard host.
     pub host: String,
     pub semantics: Semantics,
-    pub routes: Vec<Route>,
+}
+
+impl HostPolicy {
+    /// How many routes (rules in the VirtualService) the APIRule has.
+    pub fn route_count(&self) -> usize {
+        match &self.semantics {
+            Semantics::OathkeeperV1(routes) => routes.len(),
+            Semantics::IstioV2(rules) => rules.rules.len(),
+        }
+    }
 }
 
 /// One step of an access rule's authenticator pipeline.
@@ -146,6 +166,8 @@ pub struct Policy {
     hosts: Vec<HostPolicy>,
     /// `host_key` of each host -> index in `hosts`.
     host_index: HashMap<String, usize>,
+    /// Wildcard hosts `*.example.com` by their domain `example.com` -> index in `hosts`.
+    wildcard_index: HashMap<String, usize>,
     access_rules: Vec<AccessRule>,
     /// Access-rule host (verbatim) -> indexes in `access_rules`, in configuration order.
     access_index: HashMap<String, Vec<usize>>,
@@ -210,10 +232,14 @@ impl Policy {
     /// another APIRule already governs the host.
     pub fn add(&mut self, host: HostPolicy, access_rules: Vec<AccessRule>) -> Result<(), &str> {
         let key = host_key(&host.host).into_owned();
-        if let Some(&other) = self.host_index.get(&key) {
+        let (index, key) = match key.strip_prefix("*.") {
+            Some(domain) => (&mut self.wildcard_index, domain.to_owned()),
+            None => (&mut self.host_index, key),
+        };
+        if let Some(&other) = index.get(&key) {
             return Err(self.hosts.get(other).map_or("", |h| h.apirule.as_str()));
         }
-        self.host_index.insert(key, self.hosts.len());
+        index.insert(key, self.hosts.len());
         self.hosts.push(host);
         for rule in access_rules {
             self.access_index.entry(rule.host.clone()).or_default().push(self.access_rules.len());
@@ -230,9 +256,17 @@ impl Policy {
         &self.access_rules
     }
 
-    /// The APIRule governing this `Host`/`:authority`, if any.
+    /// The APIRule governing this `Host`/`:authority`, if any: its own host, else the wildcard
+    /// host with the longest matching domain (as Envoy picks virtual hosts).
     pub fn host_policy(&self, authority: &str) -> Option<&HostPolicy> {
-        self.host_index.get(host_key(authority).as_ref()).and_then(|&i| self.hosts.get(i))
+        let key = host_key(authority);
+        let index = self.host_index.get(key.as_ref()).or_else(|| {
+            if self.wildcard_index.is_empty() {
+                return None;
+            }
+            key.match_indices('.').find_map(|(dot, _)| key.get(dot + 1..).and_then(|d| self.wildcard_index.get(d)))
+        });
+        index.and_then(|&i| self.hosts.get(i))
     }
 
     /// Whether an APIRule governs this `Host`/`:authority` (else requests pass through).
@@ -264,8 +298,9 @@ impl Policy {
         let Some(host_policy) = self.host_policy(&req.authority) else {
             return Decision::PassThrough;
         };
-        match host_policy.semantics {
-            Semantics::OathkeeperV1 => oathkeeper::decide(self, host_policy, req, now_ms, keys, tokens),
+        match &host_policy.semantics {
+            Semantics::OathkeeperV1(routes) => oathkeeper::decide(self, host_policy, routes, req, now_ms, keys, tokens),
+            Semantics::IstioV2(rules) => istio::decide(rules, req, now_ms, keys, tokens),
         }
     }
 }
@@ -324,7 +359,7 @@ mod tests {
     }
 
     fn host(name: &str, apirule: &str) -> HostPolicy {
-        HostPolicy { apirule: apirule.into(), host: name.into(), semantics: Semantics::OathkeeperV1, routes: vec![] }
+        HostPolicy { apirule: apirule.into(), host: name.into(), semantics: Semantics::OathkeeperV1(vec![]) }
     }
 
     fn access(host: &str, index: usize) -> AccessRule {

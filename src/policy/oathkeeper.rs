@@ -4,7 +4,7 @@
 
 use super::request::Request;
 use super::response::{self, ErrorStyle};
-use super::{path, AccessRule, Authenticator, Decision, HostPolicy, Policy, RouteAction, RuleId};
+use super::{path, AccessRule, Authenticator, Decision, HostPolicy, Policy, Route, RouteAction, RuleId};
 use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::{self, AuthOutcome};
 use crate::keys::KeyStore;
@@ -13,6 +13,7 @@ use crate::keys::KeyStore;
 pub(super) fn decide(
     policy: &Policy,
     host_policy: &HostPolicy,
+    routes: &[Route],
     req: &Request,
     now_ms: u64,
     keys: &dyn KeyStore,
@@ -43,10 +44,8 @@ pub(super) fn decide(
 
     // Route stage: the first route whose path (and, for no_auth, method) matches.
     let method = req.method.to_ascii_uppercase();
-    let route = host_policy
-        .routes
-        .iter()
-        .find(|r| r.path.matches(&normalized) && r.methods.as_ref().is_none_or(|m| m.contains(&method)));
+    let route =
+        routes.iter().find(|r| r.path.matches(&normalized) && r.methods.as_ref().is_none_or(|m| m.contains(&method)));
     let Some(route) = route else {
         return deny(404, ErrorStyle::EnvoyNoRoute, None, "no route matches path and method".into(), false);
     };

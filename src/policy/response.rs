@@ -70,6 +70,26 @@ pub fn render(status: u16, style: ErrorStyle, request_id: Option<&str>, token_pr
     Response { status, headers, body }
 }
 
+/// Envoy `jwt_authn`'s 401 for a token that failed (APIRule v2): its reason as plain text and an
+/// RFC 6750 challenge naming the request URL as realm.
+pub fn render_envoy_jwt(reason: &str, realm: &str) -> Response {
+    let challenge = format!("Bearer realm=\"{realm}\", error=\"invalid_token\"");
+    Response {
+        status: 401,
+        headers: vec![("www-authenticate".to_owned(), challenge), ("content-type".to_owned(), "text/plain".to_owned())],
+        body: reason.as_bytes().to_vec(),
+    }
+}
+
+/// Envoy `rbac`'s 403 when no ALLOW policy admits the request (APIRule v2).
+pub fn render_rbac_denied() -> Response {
+    Response {
+        status: 403,
+        headers: vec![("content-type".to_owned(), "text/plain".to_owned())],
+        body: b"RBAC: access denied".to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,313 @@
+//! APIRule v2 / v2alpha1 decisions with Istio's answers (reference §3, cases 61-73), natively.
+
+mod common;
+
+use apirule_wasm::policy::request::Request;
+use apirule_wasm::policy::Decision;
+use common::*;
+use serde_json::{json, Value};
+
+/// A v2 APIRule on HOST for service httpbin with these rules.
+fn v2(rules: Value) -> Value {
+    v2_on(HOST, rules)
+}
+
+fn v2_on(host: &str, rules: Value) -> Value {
+    json!({
+        "apiVersion": "gateway.kyma-project.io/v2",
+        "kind": "APIRule",
+        "metadata": {"name": "httpbin", "namespace": "default"},
+        "spec": {"hosts": [host], "service": {"name": "httpbin", "port": 8000},
+                 "gateway": "kyma-system/kyma-gateway", "rules": rules}
+    })
+}
+
+fn no_auth(path: &str, methods: &[&str]) -> Value {
+    json!({"path": path, "methods": methods, "noAuth": true})
+}
+
+fn jwt_rule(path: &str, methods: &[&str], authorizations: Option<Value>) -> Value {
+    let mut jwt = json!({"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]});
+    if let Some(a) = authorizations {
+        jwt["authorizations"] = a;
+    }
+    json!({"path": path, "methods": methods, "jwt": jwt})
+}
+
+fn claims_with(extra: Value) -> Value {
+    let mut c = good_claims();
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+/// The status `rules` give `req`, with the default key set.
+fn answer(rules: Value, req: Request) -> u16 {
+    let cfg = load(vec![v2(rules)]);
+    status(&cfg.policy.decide(&req, NOW_MS, &default_cache()))
+}
+
+fn with_token(req: Request, claims: Value) -> Request {
+    bearer(req, &rs256(claims))
+}
+
+#[test]
+fn path_operators_61_62() {
+    let rules = json!([no_auth("/foo/{*}", &["GET"]), no_auth("/bar/{**}", &["GET"])]);
+    assert_eq!(answer(rules.clone(), get("/foo/x")), 200);
+    assert_eq!(answer(rules.clone(), get("/foo/")), 404);
+    assert_eq!(answer(rules.clone(), get("/foo/x/y")), 404);
+    assert_eq!(answer(rules.clone(), get("/bar/")), 200);
+    assert_eq!(answer(rules.clone(), get("/bar/a/b")), 200);
+    assert_eq!(answer(rules, get("/bar")), 404);
+}
+
+#[test]
+fn general_path_before_specific_is_refused_63() {
+    let e = try_load(json!({"apiRules": [v2(json!([no_auth("/a/{**}", &["GET"]), no_auth("/a/b", &["GET"])]))]}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Path /a/b with method GET conflicts with at least one of the previous rule paths"), "{e}");
+    assert!(
+        try_load(json!({"apiRules": [v2(json!([no_auth("/a/b", &["GET"]), no_auth("/a/{**}", &["GET"])]))]})).is_ok()
+    );
+}
+
+#[test]
+fn earlier_rules_cut_their_paths_from_later_ones_64_71() {
+    let rules = json!([jwt_rule("/a/b", &["POST"], None), no_auth("/a/{**}", &["GET", "POST"])]);
+    let post = |p: &str| Request::new("POST", HOST, p);
+    assert_eq!(answer(rules.clone(), post("/a/b")), 403, "case 64: jwt rule applies, no token");
+    assert_eq!(answer(rules.clone(), with_token(post("/a/b"), good_claims())), 200);
+    assert_eq!(answer(rules.clone(), get("/a/b")), 403, "case 71: notPaths ignore methods");
+    assert_eq!(answer(rules.clone(), with_token(get("/a/b"), good_claims())), 403, "case 71 with a token");
+    assert_eq!(answer(rules, get("/a/c")), 200);
+}
+
+#[test]
+fn missing_invalid_and_unknown_issuer_tokens_65_66_67() {
+    let rules = json!([jwt_rule("/api", &["GET"], None)]);
+    assert_eq!(answer(rules.clone(), get("/api")), 403, "case 65: no token");
+    let expired = claims_with(json!({"exp": NOW_SECS - 3600}));
+    assert_eq!(answer(rules.clone(), with_token(get("/api"), expired)), 401, "case 66");
+    let other = claims_with(json!({"iss": "https://other.example.com"}));
+    assert_eq!(answer(rules.clone(), with_token(get("/api"), other)), 401, "case 67");
+    assert_eq!(answer(rules.clone(), with_token(get("/api"), good_claims())), 200);
+    let forged = format!("{}.AAAA", rs256(good_claims()).rsplit_once('.').unwrap().0);
+    assert_eq!(answer(rules, bearer(get("/api"), &forged)), 401);
+}
+
+#[test]
+fn scopes_as_istio_reads_them_68() {
+    let rules = json!([jwt_rule("/api", &["GET"], Some(json!([{"requiredScopes": ["a", "b"]}])))]);
+    let with = |extra: Value| answer(rules.clone(), with_token(get("/api"), claims_with(extra)));
+    assert_eq!(with(json!({"scp": ["a", "b"]})), 200);
+    assert_eq!(with(json!({"scope": "a b"})), 200);
+    assert_eq!(with(json!({"scp": "a b"})), 403, "scp strings are not split");
+    assert_eq!(with(json!({"scp": ["a"], "scope": "b"})), 403, "all scopes in one claim");
+    assert_eq!(with(json!({"scopes": ["b", "a", "c"]})), 200);
+    assert_eq!(with(json!({})), 403);
+}
+
+#[test]
+fn authorizations_are_ored_and_audiences_anded_69() {
+    let rules =
+        json!([jwt_rule("/api", &["GET"], Some(json!([{"requiredScopes": ["a"]}, {"audiences": ["x", "y"]}])))]);
+    let with = |extra: Value| answer(rules.clone(), with_token(get("/api"), claims_with(extra)));
+    assert_eq!(with(json!({"aud": ["x", "y"]})), 200, "case 69");
+    assert_eq!(with(json!({"aud": "x"})), 403, "every audience of one authorization");
+    assert_eq!(with(json!({"scp": ["a"]})), 200);
+    assert_eq!(with(json!({"aud": ["z"]})), 403);
+}
+
+#[test]
+fn sixty_seconds_of_skew_70() {
+    let rules = json!([jwt_rule("/api", &["GET"], None)]);
+    let at = |exp: u64| answer(rules.clone(), with_token(get("/api"), claims_with(json!({"exp": exp}))));
+    assert_eq!(at(NOW_SECS - 30), 200, "case 70");
+    assert_eq!(at(NOW_SECS - 61), 401);
+    let nbf = claims_with(json!({"nbf": NOW_SECS + 30}));
+    assert_eq!(answer(rules, with_token(get("/api"), nbf)), 200);
+}
+
+#[test]
+fn a_token_without_subject_is_forbidden_72() {
+    let rules = json!([jwt_rule("/api", &["GET"], None)]);
+    let no_sub = json!({"iss": ISSUER, "exp": NOW_SECS + 60});
+    assert_eq!(answer(rules, with_token(get("/api"), no_sub)), 403);
+}
+
+#[test]
+fn the_workloads_request_authentication_covers_no_auth_routes_73() {
+    let rules = json!([jwt_rule("/api", &["GET"], None), no_auth("/public", &["GET"])]);
+    let expired = claims_with(json!({"exp": NOW_SECS - 3600}));
+    assert_eq!(answer(rules.clone(), with_token(get("/public"), expired)), 401);
+    assert_eq!(answer(rules.clone(), get("/public")), 200);
+    // Without any jwt rule on the workload there is no RequestAuthentication: tokens are ignored.
+    let expired = claims_with(json!({"exp": NOW_SECS - 3600}));
+    assert_eq!(answer(json!([no_auth("/public", &["GET"])]), with_token(get("/public"), expired)), 200);
+}
+
+#[test]
+fn no_route_and_methods() {
+    let rules = json!([no_auth("/a", &["GET"])]);
+    assert_eq!(answer(rules.clone(), Request::new("POST", HOST, "/a")), 404);
+    assert_eq!(answer(rules.clone(), Request::new("get", HOST, "/a")), 404, "methods are case-sensitive");
+    assert_eq!(answer(rules.clone(), get("/a?x=1")), 200, "the query never participates");
+    assert_eq!(answer(rules.clone(), get("/b/../a")), 200, "decided on the normalised path");
+    assert_eq!(answer(rules, Request::new("GET", "other.example.com", "/a")), 200, "not governed: passes through");
+}
+
+#[test]
+fn host_with_port_is_routed_but_not_authorised() {
+    let rules = json!([no_auth("/a", &["GET"])]);
+    assert_eq!(answer(rules.clone(), Request::new("GET", "api.example.com:443", "/a")), 403);
+    assert_eq!(answer(rules, Request::new("GET", "API.example.com", "/a")), 200);
+}
+
+#[test]
+fn token_locations() {
+    let from = |auth: Value| {
+        let mut a = json!({"issuer": ISSUER, "jwksUri": JWKS_URL});
+        for (k, v) in auth.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        json!([{"path": "/api", "methods": ["GET"], "jwt": {"authentications": [a]}}])
+    };
+    let token = rs256(good_claims());
+    // Default: Authorization Bearer (case-sensitive scheme) and ?access_token.
+    assert_eq!(answer(from(json!({})), get(&format!("/api?access_token={token}"))), 200);
+    let lower = get("/api").with_header("authorization", &format!("bearer {token}"));
+    assert_eq!(answer(from(json!({})), lower), 403, "bearer in lower case is no token");
+    // fromHeaders with a prefix.
+    let headers = from(json!({"fromHeaders": [{"name": "X-JWT", "prefix": "Token "}]}));
+    assert_eq!(answer(headers.clone(), get("/api").with_header("x-jwt", &format!("Token {token}"))), 200);
+    assert_eq!(answer(headers.clone(), bearer(get("/api"), &token)), 403, "only the configured location");
+    // fromParams.
+    let params = from(json!({"fromParams": ["jwt"]}));
+    assert_eq!(answer(params.clone(), get(&format!("/api?jwt={token}"))), 200);
+    assert_eq!(answer(params, get(&format!("/api?access_token={token}"))), 403);
+}
+
+#[test]
+fn kid_is_optional() {
+    let rules = json!([jwt_rule("/api", &["GET"], None)]);
+    let no_kid = mint(json!({"alg": "RS256"}), good_claims(), Signer::Rsa);
+    assert_eq!(answer(rules.clone(), bearer(get("/api"), &no_kid)), 200);
+    let wrong_kid = mint(json!({"alg": "RS256", "kid": "nope"}), good_claims(), Signer::Rsa);
+    assert_eq!(answer(rules.clone(), bearer(get("/api"), &wrong_kid)), 401);
+    let es = mint(json!({"alg": "ES256"}), good_claims(), Signer::Ec);
+    assert_eq!(answer(rules, bearer(get("/api"), &es)), 200, "every algorithm Envoy supports");
+}
+
+#[test]
+fn allowed_requests_get_the_routes_headers() {
+    let rule = json!({"path": "/a", "methods": ["GET"], "noAuth": true,
+                      "request": {"headers": {"X-Env": "prod"}, "cookies": {"b": "2", "a": "1"}}});
+    let cfg = load(vec![v2(json!([rule]))]);
+    let Decision::Allow { set_headers, .. } = cfg.policy.decide(&get("/a"), NOW_MS, &default_cache()) else {
+        panic!("allowed")
+    };
+    assert!(set_headers.contains(&("x-forwarded-host".into(), HOST.into())));
+    assert!(set_headers.contains(&("x-env".into(), "prod".into())));
+    assert!(set_headers.contains(&("cookie".into(), "a=1; b=2".into())));
+}
+
+#[test]
+fn wildcard_hosts_forward_the_real_host() {
+    let cfg = load(vec![v2_on("*.example.com", json!([no_auth("/a", &["GET"])]))]);
+    let req = Request::new("GET", "shop.eu.example.com", "/a");
+    let Decision::Allow { set_headers, .. } = cfg.policy.decide(&req, NOW_MS, &default_cache()) else {
+        panic!("allowed")
+    };
+    assert!(set_headers.contains(&("x-forwarded-host".into(), "shop.eu.example.com".into())));
+    let other = Request::new("GET", "example.org", "/a");
+    assert_eq!(status(&cfg.policy.decide(&other, NOW_MS, &default_cache())), 200, "passes through");
+    assert!(matches!(cfg.policy.decide(&other, NOW_MS, &default_cache()), Decision::PassThrough));
+}
+
+#[test]
+fn deny_bodies_are_envoys() {
+    let cfg = load(vec![v2(json!([jwt_rule("/api", &["GET"], None)]))]);
+    let Decision::Deny { response, .. } = cfg.policy.decide(&get("/api"), NOW_MS, &default_cache()) else {
+        panic!("denied")
+    };
+    assert_eq!((response.status, response.body.as_slice()), (403, &b"RBAC: access denied"[..]));
+    let expired = with_token(get("/api"), claims_with(json!({"exp": NOW_SECS - 3600})));
+    let Decision::Deny { response, .. } = cfg.policy.decide(&expired, NOW_MS, &default_cache()) else {
+        panic!("denied")
+    };
+    assert_eq!((response.status, response.body.as_slice()), (401, &b"Jwt is expired"[..]));
+    let challenge = response.headers.iter().find(|(k, _)| k == "www-authenticate").map(|(_, v)| v.as_str());
+    assert_eq!(challenge, Some("Bearer realm=\"http://api.example.com/api\", error=\"invalid_token\""));
+}
+
+/// The controller's validation (reference §3.3), one error each.
+#[test]
+fn validation_errors() {
+    let err = |apirule: Value| try_load(json!({"apiRules": [apirule]})).unwrap_err().to_string();
+    let auth = json!({"issuer": ISSUER, "jwksUri": JWKS_URL});
+    let cases: Vec<(Value, &str)> = vec![
+        (v2(json!([{"path": "/a/{**}/{**}", "methods": ["GET"], "noAuth": true}])), "Only one {**} operator"),
+        (v2(json!([{"path": "/a/{**}/{*}", "methods": ["GET"], "noAuth": true}])), "must be the last operator"),
+        (v2(json!([{"path": "/a", "methods": ["GET"]}])), "exactly one of noAuth, jwt and extAuth"),
+        (
+            v2(json!([{"path": "/a", "methods": ["GET"], "noAuth": true, "jwt": {"authentications": [auth]}}])),
+            "exactly one of",
+        ),
+        (v2(json!([{"path": "/a", "methods": [], "noAuth": true}])), "at least one method"),
+        (v2(json!([{"path": "/a", "methods": ["FETCH"], "noAuth": true}])), "FETCH is not one of"),
+        (
+            v2(json!([{"path": "/a", "methods": ["GET"], "jwt": {"authentications": []}}])),
+            "at least one authentication",
+        ),
+        (
+            v2(json!([{"path": "/a", "methods": ["GET"], "jwt": {"authentications": [auth], "authorizations": []}}])),
+            "must not be empty",
+        ),
+        (
+            v2(
+                json!([{"path": "/a", "methods": ["GET"], "jwt": {"authentications": [auth], "authorizations": [{"requiredScopes": []}]}}]),
+            ),
+            "must not be empty",
+        ),
+        (
+            v2(json!([{"path": "/a", "methods": ["GET"], "jwt": {"authentications": [
+                {"issuer": ISSUER, "jwksUri": JWKS_URL, "fromHeaders": [{"name": "x-a"}]},
+                {"issuer": "https://other.example.com", "jwksUri": JWKS_URL, "fromParams": ["t"]}]}}])),
+            "mixture of multiple fromHeaders and fromParams",
+        ),
+        (
+            v2(json!([
+                {"path": "/a", "methods": ["GET"], "jwt": {"authentications": [auth]}},
+                {"path": "/b", "methods": ["GET"], "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL, "fromParams": ["t"]}]}}])),
+            "differ for the same issuer",
+        ),
+        (
+            v2(json!([{"path": "/a", "methods": ["GET"], "extAuth": {"authorizers": ["x"]}}])),
+            "extAuth is not supported",
+        ),
+        (
+            v2(json!([{"path": "/a", "methods": ["GET"], "noAuth": true, "request": {"headers": {"x": "%REQ(y)%"}}}])),
+            "command operators",
+        ),
+        (v2_on("API.example.com", json!([no_auth("/a", &["GET"])])), "lowercase RFC 1123"),
+        (v2_on("short", json!([no_auth("/a", &["GET"])])), "defaultDomain"),
+        (v2(json!([{"path": "/a(", "methods": ["GET"], "noAuth": true}])), "not a valid regex"),
+        (v2(json!([])), "No rules defined"),
+    ];
+    for (apirule, want) in cases {
+        let e = err(apirule.clone());
+        assert!(e.contains(want), "{want:?} not in {e:?} for {apirule}");
+    }
+    let mut two_hosts = v2(json!([no_auth("/a", &["GET"])]));
+    two_hosts["spec"]["hosts"] = json!(["a.example.com", "b.example.com"]);
+    assert!(err(two_hosts).contains("exactly one host"));
+    let mut no_service = v2(json!([no_auth("/a", &["GET"])]));
+    no_service["spec"].as_object_mut().unwrap().remove("service");
+    assert!(err(no_service).contains("must define a service"));
+    let mut v2alpha1 = v2(json!([no_auth("/a", &["GET"])]));
+    v2alpha1["apiVersion"] = json!("gateway.kyma-project.io/v2alpha1");
+    assert!(try_load(json!({"apiRules": [v2alpha1]})).is_ok());
+}
