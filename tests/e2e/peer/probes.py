@@ -167,7 +167,7 @@ def _probes():
     # Path operators and path variants (trailing slash, extra segment, case, encodings, sub-delims).
     for path in ["/exact/", "/exact/x", "/EXACT", "/Exact", "/exac", "/exact?x=1", "/%65xact", "/exact%2F",
                  "/one/x", "/one/", "/one/x/y", "/one", "/one/a%2Fb", "/one/a=b", "/one/a*b", "/one/%7Ex",
-                 "/one/a%20b", "/one/a.b", "/one/../exact", "/one/x?y=/z",
+                 "/one/a%20b", "/one/a.b", '/one/a"b', "/one/../exact", "/one/x?y=/z",
                  "/any/", "/any", "/any/a/b", "/any/a/b/", "/any/a=b", "/any/a%2F..%2Fb", "/anyx/a",
                  "/mid/q/x", "/mid//x", "/mid/q/r/x", "/mid/q/x/", "/mid/q/y",
                  "/deep/end", "/deep//end", "/deep/a/end", "/deep/a/b/end", "/deep/a/end/x", "/deep/a/end/end",
@@ -247,7 +247,8 @@ def _probes():
          P("setters", "GET", "/set"),
          P("setters", "GET", "/set-jwt", "valid", headers={"X-Peer-Set": "client"}),
          P("setters", "GET", "/set-jwt", headers={"X-Peer-Set": "client"}),
-         P("setters", "GET", "/set", "expired")])
+         P("setters", "GET", "/set", "expired"),
+         P("operators", "GET", "/op"), P("operators", "GET", "/op", "expired", host="OPERATORS.peer.test")])
     return out
 
 
