@@ -1,7 +1,9 @@
-//! apirule-wasm: Kyma APIRule enforcement (Oathkeeper semantics) as a proxy-wasm filter.
+//! apirule-wasm: Kyma APIRule enforcement (Oathkeeper's semantics for v1, Istio's for v2) as a
+//! proxy-wasm filter.
 //!
-//! Everything that decides lives in plain Rust modules (`config`, `policy`, `jwt`, `keys`) that
-//! are tested natively; `host` is the only module that talks to the proxy-wasm ABI.
+//! Everything that decides lives in plain Rust modules (`config`, `policy`, `jwt`, `keys`, and
+//! `request`, the request view and path normalisation they share) that are tested natively;
+//! `host` is the only module that talks to the proxy-wasm ABI.
 #![cfg_attr(
     not(test),
     deny(
@@ -19,6 +21,7 @@ pub mod config;
 pub mod jwt;
 pub mod keys;
 pub mod policy;
+pub mod request;
 
 #[cfg(target_arch = "wasm32")]
 mod host;

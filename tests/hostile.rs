@@ -6,8 +6,8 @@ mod common;
 
 use apirule_wasm::jwt::jwks::parse_jwks;
 use apirule_wasm::jwt::token;
-use apirule_wasm::policy::path;
-use apirule_wasm::policy::request::Request;
+use apirule_wasm::request::path;
+use apirule_wasm::request::Request;
 use common::*;
 use serde_json::json;
 

@@ -4,8 +4,8 @@
 mod common;
 
 use apirule_wasm::keys::KeyCache;
-use apirule_wasm::policy::request::Request;
 use apirule_wasm::policy::Decision;
+use apirule_wasm::request::Request;
 use common::*;
 use serde_json::{json, Value};
 

@@ -7,8 +7,8 @@ use proxy_wasm::types::{Action, LogLevel, MapType};
 use super::metrics::{self, Counter};
 use super::root::register_waiter;
 use super::{log, log_debug, now_ms, SharedRef, Waiter, NOW_TICK};
-use crate::policy::request::Request;
 use crate::policy::Decision;
+use crate::request::Request;
 
 pub struct HttpFilter {
     context_id: u32,

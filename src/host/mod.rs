@@ -20,7 +20,7 @@ use proxy_wasm::types::LogLevel;
 use crate::config::Config;
 use crate::jwt::cache::VerifiedTokens;
 use crate::keys::KeyCache;
-use crate::policy::request::Request;
+use crate::request::Request;
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));

@@ -13,7 +13,7 @@ use super::extract::query_param;
 use super::jwks::KeySet;
 use super::{claims, signature, token};
 use crate::keys::KeyStore;
-use crate::policy::request::Request;
+use crate::request::Request;
 
 /// Envoy's default clock skew (`clock_skew_seconds`), which Istio does not change.
 pub const CLOCK_SKEW_SECS: i64 = 60;

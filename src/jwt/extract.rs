@@ -1,7 +1,7 @@
 //! Where the token comes from (Oathkeeper `token_from`, reference §2.3).
 
-use crate::policy::path::{hex, split_query};
-use crate::policy::request::Request;
+use crate::request::path::{hex, split_query};
+use crate::request::Request;
 
 /// A configured token location.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ pub mod token;
 use std::rc::Rc;
 
 use crate::keys::KeyStore;
-use crate::policy::request::Request;
+use crate::request::Request;
 use algorithm::Algorithm;
 use cache::{Verified, VerifiedTokens};
 use extract::TokenSource;

@@ -11,14 +11,14 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-use super::path;
-use super::request::Request;
 use super::response::{self, ErrorStyle};
 use super::template::Template;
 use super::{Decision, PathPattern, RuleId};
 use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::envoy::{self, Authn, Provider};
 use crate::keys::KeyStore;
+use crate::request::path;
+use crate::request::Request;
 
 /// The compiled v2 rules of one APIRule.
 #[derive(Debug)]

@@ -11,8 +11,6 @@
 
 pub mod istio;
 mod oathkeeper;
-pub mod path;
-pub mod request;
 pub mod response;
 pub mod template;
 
@@ -26,7 +24,7 @@ use regex_lite::Regex;
 use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::JwtRule;
 use crate::keys::KeyStore;
-use request::Request;
+use crate::request::Request;
 use response::{ErrorStyle, Response};
 
 /// Names one rule of one APIRule, for logs and deny reasons.

@@ -2,12 +2,13 @@
 //! then the access-rule stage where exactly one rule must match and its authenticator pipeline
 //! runs (reference §1.6-1.8, §2.8).
 
-use super::request::Request;
 use super::response::{self, ErrorStyle};
-use super::{path, AccessRule, Authenticator, Decision, HostPolicy, Policy, Route, RouteAction, RuleId};
+use super::{AccessRule, Authenticator, Decision, HostPolicy, Policy, Route, RouteAction, RuleId};
 use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::{self, AuthOutcome};
 use crate::keys::KeyStore;
+use crate::request::path;
+use crate::request::Request;
 
 /// Decides a request for a host whose APIRule has Oathkeeper-era semantics.
 pub(super) fn decide(

@@ -1,5 +1,8 @@
-//! The request as the policy sees it: an owned snapshot, so a request paused for JWKS can be
-//! decided again later without the host.
+//! The request as the policy and the authenticators see it: an owned snapshot, so a request
+//! paused for JWKS can be decided again later without the host; and its path, normalised once
+//! for every semantics.
+
+pub mod path;
 
 /// What the filter read from the request headers.
 #[derive(Debug, Clone, Default)]
