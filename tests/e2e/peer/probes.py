@@ -29,7 +29,8 @@ class Probe:
     token: str = None     # a kind of KINDS, or None for no token
     iss: str = "A"        # which issuer's valid token the kind starts from
     claims: tuple = ()    # (claim, value) overrides; value None deletes the claim
-    send: str = "bearer"  # bearer | bearer-lower | query:<name> | header:<Name>:<prefix>
+    send: str = "bearer"  # bearer | bearer-lower | bearer+<text after the token> | query:<name> |
+    #                       header:<Name>:<prefix>
     host: str = None      # default <apirule>.peer.test
     headers: tuple = ()   # extra (name, value) request headers
     case: str = None      # the reference statement that decides `expect`
