@@ -33,6 +33,7 @@ class Probe:
     #                       header:<Name>:<prefix>
     host: str = None      # default <apirule>.peer.test
     headers: tuple = ()   # extra (name, value) request headers
+    also: tuple = ()      # a second token: (kind, send), same issuer
     case: str = None      # the reference statement that decides `expect`
     expect: int = None
 
@@ -49,6 +50,8 @@ class Probe:
             out += "+" + ",".join(f"{k}={v!r}" if v is not None else f"-{k}" for k, v in self.claims)
         if self.send != "bearer":
             out += "@" + self.send
+        if self.also:
+            out += f" and {self.also[0]}@{self.also[1]}"
         return out
 
     def line(self):
@@ -102,10 +105,16 @@ def mint(probe, keys):
 
 
 def materialise(probe, keys):
-    """(method, path, headers) to send, with the token where probe.send puts it."""
-    tok = mint(probe, keys)
-    headers = dict(probe.headers)
-    path = probe.path
+    """(method, path, headers) to send, with the token where probe.send puts it (and the second
+    token, if any, where its send puts it)."""
+    method, path, headers = _place(probe, mint(probe, keys), probe.path, dict(probe.headers))
+    if probe.also:
+        second = dataclasses.replace(probe, token=probe.also[0], send=probe.also[1], also=())
+        method, path, headers = _place(second, mint(second, keys), path, headers)
+    return method, path, headers
+
+
+def _place(probe, tok, path, headers):
     if tok is not None:
         if probe.send == "bearer":
             headers["Authorization"] = f"Bearer {tok}"
@@ -118,6 +127,8 @@ def materialise(probe, keys):
             headers[name] = prefix + tok
         elif probe.send.startswith("bearer+"):
             headers["Authorization"] = f"Bearer {tok}{probe.send[7:]}"
+        elif probe.send == "bearer-2sp":
+            headers["Authorization"] = f"Bearer  {tok}"
         else:
             raise ValueError(probe.send)
     return probe.method, path, headers
@@ -242,6 +253,22 @@ def _probes():
     for host in ["PATHS.PEER.TEST", "paths.peer.test:443", "paths.peer.test.", "nobody.peer.test"]:
         add(_both("paths", "GET", "/exact", host=host))
     add([P("paths", "GET", "/exact", "expired", host="nobody.peer.test")])
+
+    # Envoy specifics: CORS preflights skip jwt_authn (bypass_cors_preflight), two tokens in one
+    # request (each location is tried), a double space after Bearer, `;` in a path.
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+    add([P("multi", "OPTIONS", "/multi", headers=preflight), P("multi", "OPTIONS", "/multi", "expired", headers=preflight),
+         P("multi", "OPTIONS", "/multi", "valid", headers=preflight),
+         P("multi", "OPTIONS", "/multi", "expired", headers={"Origin": "https://app.example"}),
+         P("open", "OPTIONS", "/open/a", "expired", headers=preflight),
+         P("mixed", "GET", "/free", "expired", headers=preflight)])
+    for first, second in [("valid", "expired"), ("expired", "valid"), ("valid", "malformed"), ("malformed", "valid"),
+                          ("valid", "valid")]:
+        add([P("paths", "GET", "/exact", first, also=(second, "query:access_token")),
+             P("mixed", "GET", "/free", first, also=(second, "query:access_token"))])
+    add([P("paths", "GET", "/exact", "valid", send="bearer-2sp"), P("paths", "GET", "/exact", "valid",
+                                                                    send="query:access_token", also=("valid", "query:access_token"))])
+    add(_both("paths", "GET", "/exact;x") + _both("paths", "GET", "/one/x;y"))
 
     # Request header and cookie setters.
     add([P("setters", "GET", "/set", headers={"X-Peer-Set": "client", "Cookie": "c=1"}),
