@@ -1,6 +1,7 @@
 //! JWS algorithms the filter can verify, and which key type each needs.
 
-/// A JWS `alg` this filter verifies. `none` and EdDSA are not here: they never verify.
+/// A JWS `alg` this filter verifies. `none` is not here: it never verifies. EdDSA is Ed25519
+/// (the only curve JOSE registers for it that IdPs use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     RS256,
@@ -14,6 +15,7 @@ pub enum Algorithm {
     HS256,
     HS384,
     HS512,
+    EdDSA,
 }
 
 /// The key family an algorithm needs (reference §2.4 step 4).
@@ -23,10 +25,11 @@ pub enum KeyFamily {
     EcP256,
     EcP384,
     Symmetric,
+    Ed25519,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 11] = [
+    pub const ALL: [Algorithm; 12] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -38,6 +41,7 @@ impl Algorithm {
         Algorithm::HS256,
         Algorithm::HS384,
         Algorithm::HS512,
+        Algorithm::EdDSA,
     ];
 
     /// Exact, case-sensitive name as in the JOSE header (Oathkeeper compares strings).
@@ -58,6 +62,7 @@ impl Algorithm {
             Algorithm::HS256 => "HS256",
             Algorithm::HS384 => "HS384",
             Algorithm::HS512 => "HS512",
+            Algorithm::EdDSA => "EdDSA",
         }
     }
 
@@ -72,6 +77,7 @@ impl Algorithm {
             Algorithm::ES256 => KeyFamily::EcP256,
             Algorithm::ES384 => KeyFamily::EcP384,
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => KeyFamily::Symmetric,
+            Algorithm::EdDSA => KeyFamily::Ed25519,
         }
     }
 }

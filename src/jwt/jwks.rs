@@ -34,6 +34,8 @@ pub enum PublicKey {
     /// SEC1 uncompressed point (0x04 || x || y).
     EcP384(Vec<u8>),
     Symmetric(Vec<u8>),
+    /// The 32-byte Ed25519 public key (`OKP`, `crv: Ed25519`).
+    Ed25519(Vec<u8>),
 }
 
 impl PublicKey {
@@ -43,6 +45,7 @@ impl PublicKey {
             PublicKey::EcP256(_) => KeyFamily::EcP256,
             PublicKey::EcP384(_) => KeyFamily::EcP384,
             PublicKey::Symmetric(_) => KeyFamily::Symmetric,
+            PublicKey::Ed25519(_) => KeyFamily::Ed25519,
         }
     }
 }
@@ -158,6 +161,14 @@ fn parse_jwk(jwk: &Value) -> Option<Jwk> {
                 // A point off the curve (or otherwise invalid) is skipped like any malformed key.
                 PublicKey::EcP256(Arc::new(P256PublicKey::from_sec1(&point).ok()?))
             }
+        }
+        "OKP" => {
+            if jwk.get("crv")?.as_str()? != "Ed25519" {
+                return None;
+            }
+            let x = b64_member(jwk, "x")?;
+            jwt_simple::prelude::Ed25519PublicKey::from_bytes(&x).ok()?;
+            PublicKey::Ed25519(x)
         }
         "oct" => {
             let k = b64_member(jwk, "k")?;

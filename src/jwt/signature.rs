@@ -68,6 +68,7 @@ pub fn verify_signature(alg: Algorithm, key: &PublicKey, compact: &str) -> Resul
         (Algorithm::HS512, PublicKey::Symmetric(k)) => {
             verify_with!(mac(k).map(|k| HS512Key::from_bytes(&k)))
         }
+        (Algorithm::EdDSA, PublicKey::Ed25519(k)) => verify_with!(Ed25519PublicKey::from_bytes(k)),
         _ => Err(SignatureError(format!("{} cannot be verified with a {:?} key", alg.name(), key.family()))),
     }
 }
