@@ -16,6 +16,7 @@ ISSUERS = {  # issuer key -> (iss, JWKS path on the test JWKS server)
     "B": ("https://issuer-b.peer.test", "/peer/b"),
     "H": ("https://issuer-h.peer.test", "/peer/h"),
     "Q": ("https://issuer-q.peer.test", "/peer/q"),
+    "E": ("https://issuer-e.peer.test", "/peer/e"),  # EC keys: P-256 (ec-1), P-384 (ec-384), P-521 (ec-521)
 }
 UNKNOWN_ISSUER = "https://unknown.peer.test"
 JWKS_HOST = "jwks.local"
@@ -34,6 +35,8 @@ class Probe:
     host: str = None      # default <apirule>.peer.test
     headers: tuple = ()   # extra (name, value) request headers
     also: tuple = ()      # a second token: (kind, send), same issuer
+    alg: str = None       # signing algorithm (default RS256; ES256 for issuer E); "ES512@P-256": the
+    #                       header says ES512, the signature is made with the P-256 key
     case: str = None      # the reference statement that decides `expect`
     expect: int = None
 
@@ -46,6 +49,8 @@ class Probe:
         if self.token is None:
             return "none"
         out = self.token if self.iss == "A" else f"{self.token}({self.iss})"
+        if self.alg:
+            out += f"/{self.alg}"
         if self.claims:
             out += "+" + ",".join(f"{k}={v!r}" if v is not None else f"-{k}" for k, v in self.claims)
         if self.send != "bearer":
@@ -62,6 +67,20 @@ KINDS = ("valid", "expired", "expired_30s", "nbf_future", "nbf_30s", "no_exp", "
          "bad_signature", "wrong_key", "no_kid", "no_sub", "malformed")
 
 
+def signing_key(iss, alg, keys):
+    """keys: the session's signing keys plus ec521 (see peer_keys in test_peer_v2.py)."""
+    if iss == "E":
+        return {"ES384": keys.ec384, "ES512": keys.ec521}.get(alg, keys.ec)
+    return keys.rsa2 if iss == "B" else keys.rsa
+
+
+def jwks_of(iss, keys):
+    """The JWKS document the test JWKS server serves for an issuer."""
+    if iss == "E":
+        return T.jwks(keys.ec.jwk(), keys.ec384.jwk(), keys.ec521.jwk())
+    return T.jwks(signing_key(iss, "RS256", keys).jwk())
+
+
 def mint(probe, keys):
     """The token string for probe (None for no token). keys: the session's signing keys; issuer B
     signs with keys.rsa2, every other issuer with keys.rsa; keys.rsa_other forges rsa-1."""
@@ -70,7 +89,9 @@ def mint(probe, keys):
     if probe.token == "malformed":
         return "not-a-jwt"
     iss = ISSUERS[probe.iss][0]
-    key = keys.rsa2 if probe.iss == "B" else keys.rsa
+    alg = probe.alg or ("ES256" if probe.iss == "E" else "RS256")
+    key = signing_key(probe.iss, alg, keys)
+    alg = alg.split("@")[0]
     t = T.now()
     claims = {"iss": iss, "sub": "user-1", "iat": t - 10, "exp": t + 600}
     kind = probe.token
@@ -94,10 +115,11 @@ def mint(probe, keys):
         else:
             claims[k] = v
     if kind == "wrong_key":
-        return T.mint(keys.rsa_other, claims)
+        return T.mint(keys.rsa_other if key.kind == "RSA" else keys.rsa, claims, alg=alg if key.kind == "RSA" else "RS256",
+                      kid=key.kid)
     if kind == "no_kid":
-        return T.mint(key, claims, kid=None)
-    tok = T.mint(key, claims)
+        return T.mint(key, claims, alg=alg, kid=None)
+    tok = T.mint(key, claims, alg=alg)
     if kind == "bad_signature":
         tok = T.tamper(tok)
     assert kind in KINDS, kind
@@ -253,6 +275,15 @@ def _probes():
     for host in ["PATHS.PEER.TEST", "paths.peer.test:443", "paths.peer.test.", "nobody.peer.test"]:
         add(_both("paths", "GET", "/exact", host=host))
     add([P("paths", "GET", "/exact", "expired", host="nobody.peer.test")])
+
+    # Algorithms: RSA PKCS#1 and PSS variants under one RSA key, ES256 and ES384.
+    for alg in ["RS384", "RS512", "PS256", "PS384"]:
+        add([P("paths", "GET", "/exact", "valid", alg=alg), P("paths", "GET", "/exact", "bad_signature", alg=alg)])
+    add(_battery("ec", "GET", "/ec", iss="E"))
+    add([P("ec", "GET", "/ec", "valid", iss="E", alg="ES384"), P("ec", "GET", "/ec", "bad_signature", iss="E", alg="ES384"),
+         P("ec", "GET", "/ec", "no_kid", iss="E", alg="ES384"), P("ec", "GET", "/ec", "valid"),
+         P("ec", "GET", "/ec", "valid", iss="E", alg="ES512"), P("ec", "GET", "/ec", "bad_signature", iss="E", alg="ES512"),
+         P("ec", "GET", "/ec", "valid", iss="E", alg="ES512@P-256")])
 
     # Envoy specifics: CORS preflights skip jwt_authn (bypass_cors_preflight), two tokens in one
     # request (each location is tried), a double space after Bearer, `;` in a path.
