@@ -23,7 +23,7 @@ import types
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from harness import gateway as gw
 from harness.istio_schema import validate_istio
@@ -42,8 +42,10 @@ UPSTREAM_HEADERS = ("x-forwarded-host", "authorization", "x-token", "cookie", "x
 
 @pytest.fixture(scope="module")
 def peer_keys(keys):
-    """The session's signing keys plus a P-521 key for ES512 (the session has none)."""
-    return types.SimpleNamespace(**vars(keys), ec521=SigningKey("EC", "ec-521", ec.generate_private_key(ec.SECP521R1())))
+    """The session's signing keys plus a P-521 key for ES512 and an Ed25519 key for EdDSA (the
+    session has neither)."""
+    return types.SimpleNamespace(**vars(keys), ec521=SigningKey("EC", "ec-521", ec.generate_private_key(ec.SECP521R1())),
+                                 ed25519=SigningKey("OKP", "ed-1", ed25519.Ed25519PrivateKey.generate()))
 
 
 def _serve_jwks(jwks_server, keys):

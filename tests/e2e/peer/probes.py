@@ -9,6 +9,8 @@ apirule-semantics.md §5 (61-73) or a statement of §3.5.1 decides carry `case` 
 """
 import dataclasses
 
+from jwt.algorithms import get_default_algorithms
+
 from harness import tokens as T
 
 ISSUERS = {  # issuer key -> (iss, JWKS path on the test JWKS server)
@@ -16,7 +18,7 @@ ISSUERS = {  # issuer key -> (iss, JWKS path on the test JWKS server)
     "B": ("https://issuer-b.peer.test", "/peer/b"),
     "H": ("https://issuer-h.peer.test", "/peer/h"),
     "Q": ("https://issuer-q.peer.test", "/peer/q"),
-    "E": ("https://issuer-e.peer.test", "/peer/e"),  # EC keys: P-256 (ec-1), P-384 (ec-384), P-521 (ec-521)
+    "E": ("https://issuer-e.peer.test", "/peer/e"),  # EC keys: P-256 (ec-1), P-384 (ec-384), P-521 (ec-521); Ed25519 (ed-1)
 }
 UNKNOWN_ISSUER = "https://unknown.peer.test"
 JWKS_HOST = "jwks.local"
@@ -70,14 +72,15 @@ KINDS = ("valid", "expired", "expired_30s", "nbf_future", "nbf_30s", "no_exp", "
 def signing_key(iss, alg, keys):
     """keys: the session's signing keys plus ec521 (see peer_keys in test_peer_v2.py)."""
     if iss == "E":
-        return {"ES384": keys.ec384, "ES512": keys.ec521}.get(alg, keys.ec)
+        return {"ES384": keys.ec384, "ES512": keys.ec521, "EdDSA": keys.ed25519}.get(alg, keys.ec)
     return keys.rsa2 if iss == "B" else keys.rsa
 
 
 def jwks_of(iss, keys):
     """The JWKS document the test JWKS server serves for an issuer."""
     if iss == "E":
-        return T.jwks(keys.ec.jwk(), keys.ec384.jwk(), keys.ec521.jwk())
+        okp = get_default_algorithms()["EdDSA"].to_jwk(keys.ed25519.public, as_dict=True)
+        return T.jwks(keys.ec.jwk(), keys.ec384.jwk(), keys.ec521.jwk(), {**okp, "kid": keys.ed25519.kid, "use": "sig"})
     return T.jwks(signing_key(iss, "RS256", keys).jwk())
 
 
@@ -283,7 +286,9 @@ def _probes():
     add([P("ec", "GET", "/ec", "valid", iss="E", alg="ES384"), P("ec", "GET", "/ec", "bad_signature", iss="E", alg="ES384"),
          P("ec", "GET", "/ec", "no_kid", iss="E", alg="ES384"), P("ec", "GET", "/ec", "valid"),
          P("ec", "GET", "/ec", "valid", iss="E", alg="ES512"), P("ec", "GET", "/ec", "bad_signature", iss="E", alg="ES512"),
-         P("ec", "GET", "/ec", "valid", iss="E", alg="ES512@P-256")])
+         P("ec", "GET", "/ec", "valid", iss="E", alg="ES512@P-256"),
+         P("ec", "GET", "/ec", "valid", iss="E", alg="EdDSA"), P("ec", "GET", "/ec", "bad_signature", iss="E", alg="EdDSA"),
+         P("ec", "GET", "/ec", "no_kid", iss="E", alg="EdDSA"), P("ec", "GET", "/ec", "expired", iss="E", alg="EdDSA")])
 
     # Envoy specifics: CORS preflights skip jwt_authn (bypass_cors_preflight), two tokens in one
     # request (each location is tried), a double space after Bearer, `;` in a path.
