@@ -105,11 +105,22 @@ fn handler_combinations() {
 }
 
 #[test]
-fn mutators_other_than_noop_are_refused() {
-    let mut r = rule("/.*", &["GET"], "noop", None);
-    r["mutators"] = json!([{"handler": "header", "config": {"headers": {"X-User": "{{ print .Subject }}"}}}]);
-    let e = error_for(json!([r]));
-    assert!(e.contains("spec.rules[0].mutators[0].handler: mutator header is not supported"), "{e}");
+fn mutators_the_filter_cannot_carry_out_are_refused() {
+    let with = |mutators: Value| {
+        let mut r = rule("/.*", &["GET"], "noop", None);
+        r["mutators"] = mutators;
+        error_for(json!([r]))
+    };
+    let e = with(json!([{"handler": "id_token", "config": {"ttl": "60s"}}]));
+    assert!(e.contains("spec.rules[0].mutators[0].handler: mutator id_token is not supported"), "{e}");
+    let e = with(json!([{"handler": "hydrator", "config": {}}]));
+    assert!(e.contains("mutator hydrator is not supported"), "{e}");
+    let e = with(json!([{"handler": "header", "config": {"headers": {"X-A": "{{ .Header.X }}"}}}]));
+    assert!(e.contains("mutators[0].config.headers.X-A: template action {{ .Header.X }} is not supported"), "{e}");
+    let e = with(json!([{"handler": "header", "config": {"headers": {"X-A": 1}}}]));
+    assert!(e.contains("mutators[0].config.headers.X-A: must be a string"), "{e}");
+    let e = with(json!([{"handler": "cookie", "config": {"headers": {}}}]));
+    assert!(e.contains("mutators[0].config.headers: unknown field"), "{e}");
 }
 
 #[test]

@@ -520,3 +520,70 @@ fn hostile_tokens_never_panic_and_deny() {
     let non_utf8 = Request { headers: vec![("authorization".into(), b"Bearer \xff\xfe".to_vec())], ..get("/headers") };
     assert_eq!(status(&decide(headers_rule(), &non_utf8)), 401);
 }
+
+// --- mutators (reference §2.10, case 58) -----------------------------------------------------------
+
+fn set_headers_of(d: &Decision) -> Vec<(String, String)> {
+    match d {
+        Decision::Allow { set_headers, .. } => set_headers.clone(),
+        other => panic!("expected an allow, got {other:?}"),
+    }
+}
+
+fn with_mutators(handler_rule: Value, mutators: Value) -> Value {
+    let mut r = handler_rule;
+    r["mutators"] = mutators;
+    json!([r])
+}
+
+#[test]
+fn header_mutator_renders_subject_and_claims_case_58() {
+    let rules = with_mutators(
+        jwt_rule("/.*", &["GET"], json!({})),
+        json!([{"handler": "header", "config": {"headers": {
+            "X-User": "{{ print .Subject }}", "X-Mail": "mail={{ .Extra.email }}", "X-Missing": "{{ print .Extra.nope }}"}}}]),
+    );
+    let mut claims = good_claims();
+    claims["email"] = json!("a@example.com\r\nX-Evil: 1");
+    let req = bearer(get("/x"), &rs256(claims)).with_header("x-user", "mallory");
+    let set = set_headers_of(&decide(rules, &req));
+    assert!(set.contains(&("x-user".into(), "user-1".into())), "{set:?}");
+    assert!(set.contains(&("x-mail".into(), "mail=a@example.comX-Evil: 1".into())), "no header splitting: {set:?}");
+    assert!(set.contains(&("x-missing".into(), "<nil>".into())), "Go prints a missing value as <nil>");
+}
+
+#[test]
+fn header_mutator_on_noop_and_anonymous_sessions() {
+    let noop = with_mutators(
+        rule("/.*", &["GET"], "noop", None),
+        json!([{"handler": "header", "config": {"headers": {"X-Sub": "[{{ print .Subject }}]"}}}]),
+    );
+    assert!(set_headers_of(&decide(noop, &get("/x"))).contains(&("x-sub".into(), "[]".into())));
+    let anon = with_mutators(
+        rule("/.*", &["GET"], "anonymous", None),
+        json!([{"handler": "header", "config": {"headers": {"X-Sub": "{{ print .Subject }}"}}}]),
+    );
+    assert!(set_headers_of(&decide(anon, &get("/x"))).contains(&("x-sub".into(), "anonymous".into())));
+}
+
+#[test]
+fn cookie_mutator_keeps_other_cookies_and_replaces_its_own() {
+    let rules = with_mutators(
+        jwt_rule("/.*", &["GET"], json!({})),
+        json!([{"handler": "cookie", "config": {"cookies": {"user": "{{ print .Subject }}", "greeting": "hello world"}}}]),
+    );
+    let req = bearer(get("/x"), &rs256(good_claims())).with_header("cookie", "a=1; user=mallory");
+    let set = set_headers_of(&decide(rules, &req));
+    assert!(set.contains(&("cookie".into(), "a=1; greeting=\"hello world\"; user=user-1".into())), "{set:?}");
+}
+
+#[test]
+fn mutators_apply_in_order_and_noop_changes_nothing() {
+    let rules = with_mutators(
+        rule("/.*", &["GET"], "noop", None),
+        json!([{"handler": "noop"}, {"handler": "header", "config": {"headers": {"X-A": "1"}}},
+               {"handler": "header", "config": {"headers": {"X-A": "2"}}}]),
+    );
+    let set = set_headers_of(&decide(rules, &get("/x")));
+    assert_eq!(set.iter().filter(|(k, _)| k == "x-a").collect::<Vec<_>>(), vec![&("x-a".to_owned(), "2".to_owned())]);
+}

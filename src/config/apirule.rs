@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use super::json::Node;
 use super::{jwt, v2, ConfigError, Options};
+use crate::policy::mutator::Template as MutatorTemplate;
 use crate::policy::{
-    AccessRule, Authenticator, HostPolicy, PathPattern, Route, RouteAction, RuleId, Semantics, SharedPath,
+    AccessRule, Authenticator, HostPolicy, Mutator, PathPattern, Route, RouteAction, RuleId, Semantics, SharedPath,
 };
 
 const GROUP: &str = "gateway.kyma-project.io/";
@@ -163,7 +164,7 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
         } else if spec_service.is_none() {
             return Err(rule.error("has no service and spec.service is not set"));
         }
-        check_mutators(rule.get("mutators"))?;
+        let mutators = compile_mutators(rule.get("mutators"))?;
 
         let strategies_node = rule.req("accessStrategies")?;
         let strategies = strategies_node.items()?;
@@ -213,7 +214,7 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
             }
             authenticators.push(a);
         }
-        access_rules.push(AccessRule { rule: id, host: full_host.clone(), path, methods, authenticators });
+        access_rules.push(AccessRule { rule: id, host: full_host.clone(), path, methods, authenticators, mutators });
     }
 
     Ok(Compiled {
@@ -297,15 +298,40 @@ fn check_no_config(strategy: &Node<'_>) -> Result<(), ConfigError> {
     }
 }
 
-fn check_mutators(node: Option<Node<'_>>) -> Result<(), ConfigError> {
-    let Some(node) = node else { return Ok(()) };
+/// The rule's `mutators` (Oathkeeper, reference §2.10): `noop`, `header`, `cookie`.
+fn compile_mutators(node: Option<Node<'_>>) -> Result<Vec<Mutator>, ConfigError> {
+    let Some(node) = node else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
     for m in node.items()? {
+        m.only_keys(&["handler", "config"])?;
         let handler = m.req("handler")?;
-        if handler.str()? != "noop" {
-            return Err(
-                handler.error(format!("mutator {} is not supported by apirule-wasm yet (only noop)", handler.str()?))
-            );
+        let templates = |key: &str| -> Result<Vec<(String, MutatorTemplate)>, ConfigError> {
+            let config = m.req("config")?;
+            config.only_keys(&[key])?;
+            let map = config.req(key)?;
+            let mut list = Vec::new();
+            for (name, value) in map.object()? {
+                let item = Node::at(value, format!("{}.{name}", map.path), map.resource());
+                let template = MutatorTemplate::parse(item.str()?).map_err(|e| item.error(e))?;
+                list.push((name.to_ascii_lowercase(), template));
+            }
+            Ok(list)
+        };
+        match handler.str()? {
+            "noop" => check_no_config(&m)?,
+            "header" => out.push(Mutator::Header(templates("headers")?)),
+            "cookie" => out.push(Mutator::Cookie(templates("cookies")?)),
+            "id_token" => {
+                return Err(handler.error(
+                    "mutator id_token is not supported: the filter holds no signing key to mint tokens with; forward the verified token (noop) or set claims as headers (header)",
+                ))
+            }
+            other => {
+                return Err(handler.error(format!(
+                    "mutator {other} is not supported by apirule-wasm (supported: noop, header, cookie)"
+                )))
+            }
         }
     }
-    Ok(())
+    Ok(out)
 }

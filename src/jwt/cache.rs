@@ -31,7 +31,7 @@ const HASHED_TAIL_BYTES: usize = 32;
 pub const DEFAULT_MAX_ENTRIES: usize = 1024;
 
 /// A verified token's facts that every rule may read.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Verified {
     pub alg: Algorithm,
     pub kid: String,

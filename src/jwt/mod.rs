@@ -36,12 +36,13 @@ pub struct JwtRule {
 }
 
 /// What one authenticator said (Oathkeeper's pipeline states, §2.8).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AuthOutcome {
     /// No token here: the next authenticator is tried.
     NotResponsible,
-    /// The token is valid.
-    Authenticated { subject: Option<String> },
+    /// Authenticated: the session's subject, and the verified token for a `jwt` authenticator
+    /// (its claims are the session's `Extra`).
+    Authenticated { subject: String, token: Option<Rc<Verified>> },
     /// A token was presented and failed; the text is the reason for logs.
     Rejected(String),
     /// Keys for these URLs are missing and a fetch can help: pause and ask again.
@@ -62,7 +63,10 @@ pub fn authenticate(
         return AuthOutcome::NotResponsible;
     };
     match verify(rule, &compact, now_ms, skew_secs, keys, tokens) {
-        Ok(subject) => AuthOutcome::Authenticated { subject },
+        Ok(verified) => {
+            let subject = verified.claims.get("sub").and_then(|s| s.as_str()).unwrap_or_default().to_owned();
+            AuthOutcome::Authenticated { subject, token: Some(verified) }
+        }
         Err(Failure::Reject(reason)) => AuthOutcome::Rejected(reason),
         Err(Failure::NeedKeys(urls)) => AuthOutcome::NeedKeys(urls),
     }
@@ -84,7 +88,7 @@ fn verify(
     skew_secs: i64,
     keys: &dyn KeyStore,
     tokens: &mut VerifiedTokens,
-) -> Result<Option<String>, Failure> {
+) -> Result<Rc<Verified>, Failure> {
     let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     let verified = match tokens.get(compact, now_secs) {
         // The cached verdict holds only if this rule would pick a key of that same key set.
@@ -108,7 +112,7 @@ fn verify(
             return reject(format!("token lacks scope {missing:?}"));
         }
     }
-    Ok(claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned))
+    Ok(verified)
 }
 
 /// The token's algorithm, if the rule allows it.

@@ -10,6 +10,7 @@
 //! See docs/behaviour.md and docs/compatibility.md.
 
 pub mod istio;
+pub mod mutator;
 mod oathkeeper;
 pub mod response;
 pub mod template;
@@ -155,6 +156,17 @@ pub struct AccessRule {
     /// Upper-case method names.
     pub methods: Vec<String>,
     pub authenticators: Vec<Authenticator>,
+    /// Applied in order to an allowed request (`noop` compiles to nothing).
+    pub mutators: Vec<Mutator>,
+}
+
+/// An Oathkeeper mutator: what it sets on the request that reaches the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutator {
+    /// `header`: each header set (replacing the client's) to its rendered template.
+    Header(Vec<(String, mutator::Template)>),
+    /// `cookie`: the client's cookies, with these set (replacing same-named ones).
+    Cookie(Vec<(String, mutator::Template)>),
 }
 
 /// Everything the filter enforces, compiled from the plugin configuration. Lookups by host are
@@ -367,6 +379,7 @@ mod tests {
             path: Rc::new(PathPattern::new("/.*").unwrap()),
             methods: vec!["GET".into()],
             authenticators: vec![Authenticator::Noop],
+            mutators: vec![],
         }
     }
 

@@ -2,8 +2,9 @@
 //! then the access-rule stage where exactly one rule must match and its authenticator pipeline
 //! runs (reference §1.6-1.8, §2.8).
 
+use super::mutator::Session;
 use super::response::{self, ErrorStyle};
-use super::{AccessRule, Authenticator, Decision, HostPolicy, Policy, Route, RouteAction, RuleId};
+use super::{AccessRule, Authenticator, Decision, HostPolicy, Mutator, Policy, Route, RouteAction, RuleId};
 use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::{self, AuthOutcome};
 use crate::keys::KeyStore;
@@ -75,12 +76,12 @@ pub(super) fn decide(
     // The authenticator pipeline (§2.8).
     for authenticator in &rule.authenticators {
         let outcome = match authenticator {
-            Authenticator::Noop => AuthOutcome::Authenticated { subject: None },
+            Authenticator::Noop => AuthOutcome::Authenticated { subject: String::new(), token: None },
             Authenticator::Anonymous => {
                 if req.header("authorization").is_some_and(|v| !v.is_empty()) {
                     AuthOutcome::NotResponsible
                 } else {
-                    AuthOutcome::Authenticated { subject: Some("anonymous".into()) }
+                    AuthOutcome::Authenticated { subject: "anonymous".into(), token: None }
                 }
             }
             Authenticator::Unauthorized => AuthOutcome::Rejected("unauthorized handler".into()),
@@ -90,7 +91,11 @@ pub(super) fn decide(
         };
         match outcome {
             AuthOutcome::NotResponsible => continue,
-            AuthOutcome::Authenticated { .. } => return Decision::Allow { rule: rule.rule.clone(), set_headers },
+            AuthOutcome::Authenticated { subject, token } => {
+                let session = Session { subject: &subject, extra: token.as_ref().map(|t| &t.claims) };
+                set_headers.extend(mutate(&rule.mutators, &session, req));
+                return Decision::Allow { rule: rule.rule.clone(), set_headers };
+            }
             AuthOutcome::NeedKeys(urls) => return Decision::NeedKeys { urls },
             AuthOutcome::Rejected(reason) => {
                 let token = matches!(authenticator, Authenticator::Jwt(_));
@@ -99,4 +104,57 @@ pub(super) fn decide(
         }
     }
     deny(401, ErrorStyle::OathkeeperJson, Some(&rule.rule), "no authenticator is responsible (no token)".into(), false)
+}
+
+/// The headers the rule's mutators set, in order (a later mutator's header replaces an earlier
+/// one's, as each replaced the request's header at Oathkeeper).
+fn mutate(mutators: &[Mutator], session: &Session<'_>, req: &Request) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut set = |name: String, value: String| {
+        out.retain(|(n, _)| *n != name);
+        out.push((name, value));
+    };
+    for m in mutators {
+        match m {
+            Mutator::Header(headers) => {
+                for (name, template) in headers {
+                    set(name.clone(), header_safe(&template.render(session)));
+                }
+            }
+            Mutator::Cookie(cookies) => {
+                let mut jar: Vec<(String, String)> = req
+                    .header_values("cookie")
+                    .flat_map(|v| {
+                        String::from_utf8_lossy(v)
+                            .split(';')
+                            .filter_map(|c| c.trim().split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+                            .collect::<Vec<_>>()
+                    })
+                    .filter(|(k, _)| !cookies.iter().any(|(name, _)| name == k))
+                    .collect();
+                for (name, template) in cookies {
+                    jar.push((name.clone(), cookie_value(&template.render(session))));
+                }
+                let header: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                set("cookie".to_owned(), header.join("; "));
+            }
+        }
+    }
+    out
+}
+
+/// A rendered claim never splits a header: control characters are dropped.
+fn header_safe(value: &str) -> String {
+    value.chars().filter(|c| !c.is_control() || *c == '\t').collect()
+}
+
+/// Go's `sanitizeCookieValue`: bytes a cookie value cannot hold are dropped, and a value with a
+/// space or comma is quoted.
+fn cookie_value(value: &str) -> String {
+    let kept: String = value.chars().filter(|c| matches!(*c, ' '..='~') && !matches!(*c, '"' | ';' | '\\')).collect();
+    if kept.contains([' ', ',']) {
+        format!("\"{kept}\"")
+    } else {
+        kept
+    }
 }

@@ -3,8 +3,9 @@ the log names the offending APIRule and the JSON path of the field.
 
 Reference: apirule-semantics.md §1.5 (controller validation), §5 cases 14, 15, 19, 58, 59;
 contract: docs/behaviour.md "Handlers" (refused at load, never ignored) and "JWT" (unknown keys).
-Cases 19 (oauth2_introspection), 58 and 59 (header / id_token mutators) describe behaviour this
-filter does not implement: the contract is that such an APIRule is refused, asserted here.
+Cases 19 (oauth2_introspection) and 59 (id_token mutator) describe behaviour this filter does not
+implement, nor do header templates beyond `.Subject` and `.Extra`: the contract is that such an
+APIRule is refused, asserted here.
 
 Every refused configuration also carries a valid APIRule first, so the message has to point at the
 right one.
@@ -92,10 +93,10 @@ CASES = [
      ["spec.rules[0].accessStrategies[0]", "oauth2_client_credentials"], {}),
     ("cookie_session_refused", bad("cookie-session", A.rule("/.*", ["GET"], S("cookie_session"))),
      ["spec.rules[0].accessStrategies[0]", "cookie_session"], {}),
-    ("case_58_header_mutator_refused",
+    ("header_mutator_template_beyond_subject_and_extra_refused",
      bad("header-mutator", A.rule("/.*", ["GET"], JWT, mutators=[
-         {"handler": "header", "config": {"headers": {"X-User": "{{ print .Subject }}"}}}])),
-     ["spec.rules[0].mutators[0]"], {}),
+         {"handler": "header", "config": {"headers": {"X-Path": "{{ print .MatchContext.URL }}"}}}])),
+     ["spec.rules[0].mutators[0].config.headers.X-Path", "not supported"], {}),
     ("case_59_id_token_mutator_refused",
      bad("id-token-mutator", A.rule("/.*", ["GET"], JWT, mutators=[
          {"handler": "id_token", "config": {"ttl": "60s"}}])),

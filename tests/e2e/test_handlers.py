@@ -1,7 +1,8 @@
-"""Non-JWT handlers and the authenticator pipeline.
+"""Non-JWT handlers, the authenticator pipeline, and the header / cookie mutators.
 
-Reference: apirule-semantics.md §1.4, §2.8, §2.9, §5 cases 54, 55; contract: docs/behaviour.md
-"Handlers" and "Two stages" step 3 (pipeline: not responsible -> next, error -> stop, nobody -> 401).
+Reference: apirule-semantics.md §1.4, §2.8, §2.9, §2.10, §5 cases 54, 55, 58; contract:
+docs/behaviour.md "Handlers", "Mutators" and "Two stages" step 3 (pipeline: not responsible ->
+next, error -> stop, nobody -> 401).
 """
 import pytest
 
@@ -24,6 +25,11 @@ RULES = [
               A.rule("/.*", ["GET"], S("anonymous"), S("unauthorized"))),
     A.apirule("unauth-anon", "unauthanon.handlers.test",
               A.rule("/.*", ["GET"], S("unauthorized"), S("anonymous"))),
+    A.apirule("mutate", "mutate.handlers.test",
+              A.rule("/.*", ["GET"], A.jwt([KEYS]), mutators=[
+                  {"handler": "header", "config": {"headers": {
+                      "X-User": "{{ print .Subject }}", "X-Mail": "{{ print .Extra.email }}"}}},
+                  {"handler": "cookie", "config": {"cookies": {"user": "{{ print .Subject }}"}}}])),
     A.apirule("pipe", "pipe.handlers.test",
               A.rule("/.*", ["GET"], A.jwt([KEYS], token_from={"header": "X-Token"}),
                      A.jwt([KEYS], trusted_issuers=["https://second"]))),
@@ -107,3 +113,16 @@ def test_pipeline_two_jwt_strategies(gw, keys):
     assert_401(gw.get("/x", host=h), token_presented=False)
     # second responsible and fails (issuer)
     assert_401(gw.get("/x", host=h, token=first_ok), token_presented=True)
+
+
+def test_case_58_header_and_cookie_mutators_reach_the_backend(gw, keys):
+    """The backend sees the templated headers and cookie, never the client's own values for them."""
+    h = "mutate.handlers.test"
+    token = T.mint(keys.rsa, T.std_claims(sub="alice", email="alice@example.com"))
+    r = gw.get("/x", host=h, token=token, headers={"X-User": "mallory", "Cookie": "user=mallory; theme=dark"})
+    seen = assert_forwarded(r, forwarded_host=h)
+    assert seen.header_values("x-user") == ["alice"]
+    assert seen.header_values("x-mail") == ["alice@example.com"]
+    assert seen.header_values("cookie") == ["theme=dark; user=alice"]
+    assert seen.header_values("authorization") == [f"Bearer {token}"], "the token is forwarded too"
+    assert_401(gw.get("/x", host=h, headers={"X-User": "mallory"}), token_presented=False)
