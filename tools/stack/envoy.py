@@ -6,6 +6,8 @@ import ipaddress
 import json
 
 WASM_FILTER = "envoy.filters.http.wasm"
+ROUTER = {"name": "envoy.filters.http.router",
+          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 
 
 def _cluster(name, host, port):
@@ -28,7 +30,8 @@ def _cluster(name, host, port):
 
 def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstream,
                      clusters=None, routes=None, vm_id="apirule", virtual_hosts=None,
-                     listen_address="127.0.0.1", strip_host_port=False):
+                     listen_address="127.0.0.1", strip_host_port=False, http_filters=None,
+                     route_config=None):
     """Return the bootstrap as a dict (dump it with json.dumps; Envoy reads JSON as YAML).
 
     upstream:  (host, port) of the default backend, cluster name "backend"; None for no default
@@ -46,7 +49,16 @@ def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstr
     strip_host_port: remove any ":port" from Host/:authority before routing and before the filter
                sees it (HCM strip_any_host_port), so a client of a gateway on a non-default port
                presents the same Host as a client of the real gateway on 443.
+    http_filters: HTTP filters to run before the router instead of the wasm filter (then
+               wasm_path and plugin_config must be None): the same listener, connection manager
+               settings and clusters with another filter chain, for comparing against Envoy's
+               own filters.
+    route_config: an Envoy RouteConfiguration used as it is, instead of the one built from
+               routes, virtual_hosts and upstream ("backend" is still defined when upstream is
+               given, for its routes to name).
     """
+    if http_filters is not None and (wasm_path is not None or plugin_config is not None):
+        raise ValueError("http_filters replaces the wasm filter: pass wasm_path=None, plugin_config=None")
     all_clusters = []
     if upstream is not None:
         all_clusters.append(_cluster("backend", upstream[0], upstream[1]))
@@ -68,8 +80,8 @@ def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstr
         "stat_prefix": "ingress",
         # Istio's gateway default (pathNormalization BASE): RFC 3986 dot-segment removal.
         "normalize_path": True,
-        "route_config": {"virtual_hosts": vhosts},
-        "http_filters": [
+        "route_config": route_config if route_config is not None else {"virtual_hosts": vhosts},
+        "http_filters": list(http_filters) + [ROUTER] if http_filters is not None else [
             {
                 "name": WASM_FILTER,
                 "typed_config": {
@@ -90,8 +102,7 @@ def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstr
                     },
                 },
             },
-            {"name": "envoy.filters.http.router",
-             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+            ROUTER,
         ],
     }
     if strip_host_port:

@@ -168,20 +168,43 @@ def check_artifacts():
     return "\n".join(problems)
 
 
-def _bootstrap(plugin_config, recorder, clusters):
+def _bootstrap(plugin_config, recorder, clusters, **chain):
+    """chain: nothing for the filter, or http_filters + route_config (render_bootstrap) for
+    another filter chain in the same listener."""
     listen_port, admin_port = free_port(), free_port()
-    boot = render_bootstrap(listen_port=listen_port, admin_port=admin_port, wasm_path=WASM,
-                            plugin_config=plugin_config, upstream=recorder.address,
-                            clusters=clusters)
+    if chain:
+        boot = render_bootstrap(listen_port=listen_port, admin_port=admin_port, wasm_path=None,
+                                plugin_config=None, upstream=recorder.address, clusters=clusters,
+                                **chain)
+    else:
+        boot = render_bootstrap(listen_port=listen_port, admin_port=admin_port, wasm_path=WASM,
+                                plugin_config=plugin_config, upstream=recorder.address,
+                                clusters=clusters)
     return boot, listen_port, admin_port
 
 
 def start_gateway(plugin_config, *, recorder, workdir, clusters=None, name="envoy", concurrency=2,
                   attempts=3):
     """Start Envoy with the filter; returns a Gateway. Retries on a port clash only."""
+    return _start(recorder=recorder, workdir=workdir, clusters=clusters, name=name,
+                  concurrency=concurrency, attempts=attempts, plugin_config=plugin_config)
+
+
+def start_native(*, http_filters, route_config, recorder, workdir, clusters=None, name="native",
+                 concurrency=2, attempts=3):
+    """Start Envoy without the filter: the same listener and connection manager settings as
+    start_gateway, with http_filters (then the router) and route_config instead. The upstream
+    recorder is the cluster "backend" for route_config's routes to name. Returns a Gateway, so a
+    test sends the same requests to both kinds the same way."""
+    return _start(recorder=recorder, workdir=workdir, clusters=clusters, name=name,
+                  concurrency=concurrency, attempts=attempts, plugin_config=None,
+                  http_filters=http_filters, route_config=route_config)
+
+
+def _start(*, recorder, workdir, clusters, name, concurrency, attempts, plugin_config, **chain):
     last = None
     for i in range(attempts):
-        boot, listen_port, admin_port = _bootstrap(plugin_config, recorder, clusters)
+        boot, listen_port, admin_port = _bootstrap(plugin_config, recorder, clusters, **chain)
         try:
             proc = start_envoy(envoy_bin=ENVOY, bootstrap=boot, workdir=workdir,
                                name=f"{name}-{i}" if i else name, concurrency=concurrency)

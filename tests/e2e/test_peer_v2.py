@@ -1,0 +1,268 @@
+"""APIRule v2: the filter answers as Istio does, request for request.
+
+For APIRule v2 (and v2alpha1) Kyma has no Oathkeeper to be compatible with: the semantics are
+whatever Istio makes of the resources Kyma writes. So the oracle here is not a table of expected
+codes but that real thing: tests/e2e/peer turns the APIRules of peer/apirules.yaml into the
+VirtualService, RequestAuthentication and AuthorizationPolicy Kyma's controller writes, and those
+into the routes, `jwt_authn` and `rbac` istiod gives Envoy. One Envoy runs that ("native"),
+another runs the filter with the same APIRules as its plugin configuration ("wasm"), both with
+the same listener, connection manager settings, upstream recorder and JWKS server. Every probe of
+peer/probes.py goes to both; the statuses must be equal, and no denied request may reach the
+backend. An APIRule the filter refuses is a divergence of its own (Kyma accepts all of them): it is
+reported and left out, so the others are still compared; a configuration refused as a whole fails
+the comparison with the filter's reason. The native side is also checked on its own, against the
+conformance cases 61-73 and the §3.5 statements of apirule-semantics.md, so the oracle itself is
+known to be right whatever the filter does.
+
+What one native Envoy simplifies compared with a cluster (gateway + sidecars) is listed in
+peer/istio.py; none of it changes a decision for these probes.
+"""
+import os
+import re
+import types
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from harness import gateway as gw
+from harness.istio_schema import validate_istio
+from harness.tokens import SigningKey
+from peer import istio, kyma
+from peer.probes import ISSUERS, JWKS_HOST, PROBES, P, jwks_of, materialise
+from tools.stack.procs import StartupError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "peer", "apirules.yaml")) as f:
+    APIRULES = [d for d in yaml.safe_load_all(f) if d]
+JWKS_CLUSTER = istio.jwks_cluster(f"http://{JWKS_HOST}/")
+# What the backend sees that the APIRules decide: compared when both sides forward a request.
+UPSTREAM_HEADERS = ("x-forwarded-host", "authorization", "x-token", "cookie", "x-peer-set", "x-peer-host")
+
+
+@pytest.fixture(scope="module")
+def peer_keys(keys):
+    """The session's signing keys plus a P-521 key for ES512 and an Ed25519 key for EdDSA (the
+    session has neither)."""
+    return types.SimpleNamespace(**vars(keys), ec521=SigningKey("EC", "ec-521", ec.generate_private_key(ec.SECP521R1())),
+                                 ed25519=SigningKey("OKP", "ed-1", ed25519.Ed25519PrivateKey.generate()))
+
+
+def _serve_jwks(jwks_server, keys):
+    for name, (_, path) in ISSUERS.items():
+        jwks_server.serve(path, jwks_of(name, keys))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("peer")
+
+
+@pytest.fixture(scope="module")
+def native(artifacts, recorder, jwks_server, peer_keys, workdir):
+    """Envoy with Istio's filters and routes for APIRULES."""
+    _serve_jwks(jwks_server, peer_keys)
+    resources = kyma.istio_resources(APIRULES)
+    cfg = istio.envoy_config(resources, services=kyma.services(APIRULES), route_cluster="backend",
+                             passthrough_cluster="backend", trusted_peers=(kyma.INGRESS_GATEWAY_PRINCIPAL,))
+    assert cfg["jwks_clusters"] == [JWKS_CLUSTER], cfg["jwks_clusters"]
+    g = gw.start_native(http_filters=cfg["http_filters"], route_config=cfg["route_config"], recorder=recorder,
+                        workdir=workdir, clusters={JWKS_CLUSTER: jwks_server.address}, name="native")
+    yield g
+    g.stop()
+
+
+def plugin_config(apirules):
+    """The filter's configuration: the APIRules, every jwksUri on the JWKS server's cluster."""
+    urls = sorted({a["jwksUri"] for ar in apirules for r in ar["spec"]["rules"]
+                   for a in (r.get("jwt") or {}).get("authentications") or []})
+    return {"apiRules": apirules, "jwks": {"clusters": {u: JWKS_CLUSTER for u in urls}}}
+
+
+REFUSED = re.compile(r"configuration refused: APIRule ([\w.-]+)/([\w.-]+): (.*)$", re.M)
+
+
+class Wasm:
+    """The filter's Envoy with every APIRule it accepts (gateway: None when it accepts none or
+    refuses the configuration as a whole), and the APIRules it refused: {name: its reason}."""
+
+    def __init__(self, gateway, refused, error=None):
+        self.gateway, self.refused, self.error = gateway, refused, error
+
+
+@pytest.fixture(scope="module")
+def wasm(artifacts, recorder, jwks_server, peer_keys, workdir):
+    """Envoy with the filter. An APIRule the filter refuses is a divergence in itself (Kyma accepts
+    every one of them); it is left out and Envoy started again, so the comparison still covers the
+    others."""
+    _serve_jwks(jwks_server, peer_keys)
+    accepted, refused = list(APIRULES), {}
+    while accepted:
+        try:
+            g = gw.start_gateway(plugin_config(accepted), recorder=recorder, workdir=workdir,
+                                 clusters={JWKS_CLUSTER: jwks_server.address}, name=f"wasm-{len(refused)}")
+        except StartupError as e:
+            m = REFUSED.search(str(e))
+            names = [a["metadata"]["name"] for a in accepted]
+            if not m or m.group(2) not in names:
+                lines = [ln for ln in str(e).splitlines() if "critical" in ln or "error" in ln]
+                yield Wasm(None, refused, "\n".join(lines[-5:]) or str(e)[-2000:])
+                return
+            refused[m.group(2)] = m.group(3).strip()
+            accepted = [a for a in accepted if a["metadata"]["name"] != m.group(2)]
+            continue
+        yield Wasm(g, refused)
+        g.stop()
+        return
+    yield Wasm(None, refused, "every APIRule was refused")
+
+
+def send(g, probe, keys, request=None):
+    """request: what materialise(probe, keys) gave, to send the very same token to both sides."""
+    method, path, headers = request or materialise(probe, keys)
+    return g.raw_request(method, path, host=probe.host_header, headers=headers)
+
+
+def backend_violation(resp):
+    """Why resp breaks "denied never reaches the backend, allowed reaches it once", or None."""
+    if resp.status == 200:
+        return None if len(resp.upstream) == 1 else f"200 but {len(resp.upstream)} upstream requests"
+    return f"{resp.status} but reached the backend" if resp.upstream else None
+
+
+def upstream_view(resp):
+    """The headers of UPSTREAM_HEADERS the backend saw (Cookie as a set of pairs: Kyma writes its
+    cookies in no fixed order)."""
+    seen = resp.seen
+    out = {}
+    for name in UPSTREAM_HEADERS:
+        values = seen.header_values(name)
+        if name == "cookie":
+            values = sorted(p.strip() for v in values for p in v.split(";"))
+        out[name] = values
+    return out
+
+
+def _probe_line(probe, *statuses):
+    return " | ".join([f"APIRule {probe.apirule}", probe.method, f"{probe.host_header}{probe.path}",
+                       f"token {probe.token_label}", *statuses])
+
+
+# --- the oracle itself -----------------------------------------------------------------------------
+
+def test_the_comparison_is_big_enough():
+    """The brief of the comparison: at least 12 APIRules and 200 requests."""
+    assert len(APIRULES) >= 12 and len(PROBES) >= 200, (len(APIRULES), len(PROBES))
+    assert {a["apiVersion"] for a in APIRULES} == set(kyma.V2_VERSIONS)
+
+
+def test_peer_writes_valid_istio_resources():
+    """What the peer writes as Kyma's controller is accepted by Istio's schema (a misspelt field
+    would be ignored by Istio and change nothing in Envoy, silently)."""
+    resources = kyma.istio_resources(APIRULES)
+    kinds = [r["kind"] for r in resources]
+    assert kinds.count("VirtualService") == len(APIRULES)
+    assert {"RequestAuthentication", "AuthorizationPolicy"} <= set(kinds)
+    for r in resources:
+        validate_istio(r)
+
+
+def test_case_63_covered_path_after_a_general_one_is_refused():
+    """v2 validation: a path fully covered by an earlier rule with a shared method is an error, so
+    there is nothing to send requests to; the other order is fine (case 64)."""
+    general_first = {"apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
+                     "metadata": {"name": "c63", "namespace": "peer"},
+                     "spec": {"hosts": ["c63.peer.test"], "gateway": "kyma-system/kyma-gateway",
+                              "service": {"name": "c63", "port": 8000},
+                              "rules": [{"path": "/a/{**}", "methods": ["GET"], "noAuth": True},
+                                        {"path": "/a/b", "methods": ["GET", "POST"], "noAuth": True}]}}
+    with pytest.raises(kyma.Invalid, match="Path /a/b with method GET conflicts with at least one of the previous rule paths"):
+        kyma.validate(general_first)
+    specific_first = dict(general_first, spec=dict(general_first["spec"],
+                                                   rules=list(reversed(general_first["spec"]["rules"]))))
+    kyma.validate(specific_first)
+
+
+def test_native_peer_matches_the_reference(native, peer_keys):
+    """The cases 61-73 and §3.5 statements the reference decides, against the native Envoy: proof
+    that the translation in tests/e2e/peer is Istio's."""
+    wrong = []
+    for probe in (p for p in PROBES if p.case):
+        r = send(native, probe, peer_keys)
+        if r.status != probe.expect or backend_violation(r):
+            wrong.append(_probe_line(probe, f"case {probe.case}", f"expected {probe.expect}",
+                                     f"native {r.status}", backend_violation(r) or "") + f" body={r.text[:80]!r}")
+    assert not wrong, "native peer disagrees with the reference:\n" + "\n".join(wrong)
+
+
+def test_native_peer_never_forwards_a_denied_request(native, peer_keys):
+    """Every probe against the native Envoy alone: only the statuses the peer can give (400: Envoy's
+    HTTP codec refuses a lowercase method before any filter), and the backend sees exactly the
+    forwarded requests."""
+    bad = []
+    for probe in PROBES:
+        r = send(native, probe, peer_keys)
+        if r.status not in (200, 400, 401, 403, 404) or backend_violation(r):
+            bad.append(_probe_line(probe, f"native {r.status}", backend_violation(r) or "unexpected status"))
+    assert not bad, "\n".join(bad)
+
+
+def test_wildcard_host_and_setters_reach_the_backend_natively(native, peer_keys):
+    """The VirtualService's header setters as the backend sees them (what the comparison of
+    upstream headers relies on): x-forwarded-host is the request's authority for a wildcard host,
+    the rule's headers and cookies replace the client's."""
+    seen = send(native, P("wild", "GET", "/w", "valid", host="a.wild.peer.test"), peer_keys).seen
+    assert seen.header_values("x-forwarded-host") == ["a.wild.peer.test"]
+    seen = send(native, P("setters", "GET", "/set", headers={"X-Peer-Set": "client", "Cookie": "c=1"}), peer_keys).seen
+    assert seen.header_values("x-peer-set") == ["from-rule"]
+    assert seen.header_values("cookie") == ["lang=en; session=abc"]
+    assert seen.header_values("x-forwarded-host") == ["setters.peer.test"]
+    seen = send(native, P("operators", "GET", "/op"), peer_keys).seen
+    assert seen.header_values("x-peer-host") == ["operators.peer.test"]
+
+
+# --- the comparison --------------------------------------------------------------------------------
+
+def test_filter_answers_every_probe_as_the_native_peer(native, wasm, peer_keys):
+    """The differential: every probe to both Envoys. One line per divergence: APIRule, method,
+    host and path, token kind, native status, wasm status; and every request either side let
+    through where it should not have (or that did not reach the backend though allowed), or
+    forwarded with other headers. An APIRule the filter refused is a divergence, and so is every
+    probe of it (answered by the native side only)."""
+    if wasm.error:
+        pytest.fail(f"the filter refused the configuration of {len(APIRULES)} v2 APIRules, so nothing could "
+                    f"be compared:\n{wasm.error}", pytrace=False)
+    refused, status, backend, headers = [], [], [], []
+    for name, reason in wasm.refused.items():
+        count = sum(p.apirule == name for p in PROBES)
+        refused.append(f"APIRule {name} refused by the filter ({count} probes not compared): {reason}")
+    for probe in PROBES:
+        request = materialise(probe, peer_keys)
+        n = send(native, probe, peer_keys, request)
+        why = backend_violation(n)
+        if why:
+            backend.append(_probe_line(probe, f"native: {why}"))
+        if probe.apirule in wasm.refused:
+            status.append(_probe_line(probe, f"native {n.status}", "wasm refused the APIRule"))
+            continue
+        w = send(wasm.gateway, probe, peer_keys, request)
+        if n.status != w.status:
+            status.append(_probe_line(probe, f"native {n.status}", f"wasm {w.status}"))
+        why = backend_violation(w)
+        if why:
+            backend.append(_probe_line(probe, f"wasm: {why}"))
+        if n.status == w.status == 200 and not backend_violation(n) and not why:
+            nv, wv = upstream_view(n), upstream_view(w)
+            for name in UPSTREAM_HEADERS:
+                if nv[name] != wv[name]:
+                    headers.append(_probe_line(probe, f"{name}: native {nv[name]!r}", f"wasm {wv[name]!r}"))
+    report = []
+    if refused:
+        report.append("APIRules the filter refused:\n" + "\n".join(refused))
+    if status:
+        report.append(f"{len(status)} of {len(PROBES)} probes with another status:\n" + "\n".join(status))
+    if backend:
+        report.append("the backend saw what it should not (or missed what it should):\n" + "\n".join(backend))
+    if headers:
+        report.append("forwarded with other headers:\n" + "\n".join(headers))
+    assert not report, "\n\n".join(report)
