@@ -63,8 +63,9 @@ fn is_jws_char(c: char) -> bool {
 }
 
 /// The token at `location`, as Envoy's extractor finds it: for a header with a prefix, the prefix
-/// may stand anywhere in the value and the token is the run of JWS characters after it (so
-/// `Bearer  <t>` and `<t> trailing` give `<t>`); without a prefix, the whole value. A query
+/// may stand anywhere in the value and the token starts at the first JWS character after it and
+/// runs to the end (so `Bearer  <t>` gives `<t>`, and `<t> trailing` a token that fails);
+/// without a prefix, the whole value. A query
 /// parameter counts when present, even empty (its first value; an empty token then fails).
 fn extract(location: &Location, req: &Request) -> Option<String> {
     match location {
@@ -79,9 +80,8 @@ fn extract(location: &Location, req: &Request) -> Option<String> {
                 // Envoy then hands over the whole header value, which cannot verify.
                 return Some(value);
             };
-            let token = rest.get(start..).unwrap_or_default();
-            let end = token.find(|c: char| !is_jws_char(c)).unwrap_or(token.len());
-            Some(token.get(..end).unwrap_or_default().to_owned())
+            // Whatever follows the token stays part of it (Envoy 1.40, checked by the peer test).
+            Some(rest.get(start..).unwrap_or_default().to_owned())
         }
         Location::Param(name) => query_param_present(&req.path, name),
     }
@@ -274,7 +274,7 @@ mod tests {
         let req = Request::new("GET", "h", "/").with_header("x-jwt", "token abc");
         assert_eq!(extract(&loc, &req), None, "the prefix is case-sensitive");
         let req = Request::new("GET", "h", "/").with_header("x-jwt", "xToken  a.b-c_d e");
-        assert_eq!(extract(&loc, &req).as_deref(), Some("a.b-c_d"), "Envoy: prefix anywhere, then the JWS run");
+        assert_eq!(extract(&loc, &req).as_deref(), Some("a.b-c_d e"), "Envoy: prefix anywhere, then the rest");
         let req = Request::new("GET", "h", "/").with_header("x-jwt", "Token !!");
         assert_eq!(extract(&loc, &req).as_deref(), Some("Token !!"), "no JWS characters: the whole value");
         let default = &default_locations()[0];
