@@ -1,7 +1,8 @@
 //! apirule-wasm: Kyma APIRule enforcement (Oathkeeper's semantics for v1, Istio's for v2) as a
 //! proxy-wasm filter.
 //!
-//! Everything that decides lives in plain Rust modules (`config`, `policy`, `jwt`, `keys`, and
+//! Everything that decides lives in plain Rust modules (`config`, `policy`, `jwt`, `keys`,
+//! `introspect`, and
 //! `request`, the request view and path normalisation they share) that are tested natively;
 //! `host` is the only module that talks to the proxy-wasm ABI.
 #![cfg_attr(
@@ -18,6 +19,7 @@
 )]
 
 pub mod config;
+pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod policy;

@@ -41,11 +41,38 @@ fn unsupported_handlers() {
         e,
         "APIRule default/httpbin: spec.rules[0].accessStrategies[0].handler: Unsupported accessStrategy: magic"
     );
-    let e = error_for(json!([rule("/.*", &["GET"], "oauth2_introspection", None)]));
+    let e = error_for(json!([rule("/.*", &["GET"], "oauth2_client_credentials", None)]));
     assert!(
-        e.contains("spec.rules[0].accessStrategies[0].handler: handler oauth2_introspection is not supported"),
+        e.contains("spec.rules[0].accessStrategies[0].handler: handler oauth2_client_credentials is not supported"),
         "{e}"
     );
+}
+
+#[test]
+fn introspection_config() {
+    let with = |config: Option<Value>| error_for(json!([rule("/.*", &["GET"], "oauth2_introspection", config)]));
+    assert!(with(None).contains("config is required for oauth2_introspection"));
+    assert!(with(Some(json!({}))).contains("config.introspection_url: is required"));
+    assert!(with(Some(json!({"introspection_url": "ftp://x"}))).contains("must be an http:// or https:// URL"));
+    let e = with(Some(json!({"introspection_url": "http://idp/i", "pre_authorization": {"enabled": true}})));
+    assert!(e.contains("config.pre_authorization: pre_authorization (client credentials"), "{e}");
+    let e = with(Some(json!({"introspection_url": "http://idp/i", "cache": {"enabled": true, "ttl": "ten"}})));
+    assert!(e.contains("config.cache.ttl: \"ten\" is not a duration"), "{e}");
+    let e = with(Some(json!({"introspection_url": "http://idp/i", "scope_strategy": "magic"})));
+    assert!(e.contains("magic is not one of"), "{e}");
+    let e = with(Some(json!({"introspection_url": "http://idp/i", "introspection_urls": []})));
+    assert!(e.contains("config.introspection_urls: unknown field"), "{e}");
+    let ok = try_load(
+        json!({"apiRules": [apirule("httpbin", HOST, json!([rule("/.*", &["GET"], "oauth2_introspection",
+        Some(json!({"introspection_url": "http://idp/i", "cache": {"enabled": true, "ttl": "1m30s"}, "retry": {"give_up_after": "2s"}})))]))],
+        "introspection": {"clusters": {"http://idp/i": "idp"}}}),
+    );
+    let cfg = ok.unwrap();
+    let (endpoint, timeout) = &cfg.introspection["http://idp/i"];
+    assert_eq!((endpoint.cluster.as_str(), *timeout), ("idp", 2000));
+    let stray = try_load(json!({"apiRules": [apirule("httpbin", HOST, json!([rule("/.*", &["GET"], "noop", None)]))],
+        "introspection": {"clusters": {"http://idp/i": "idp"}}}));
+    assert!(stray.unwrap_err().to_string().contains("is not the introspection_url of any rule"));
 }
 
 #[test]

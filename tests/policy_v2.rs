@@ -289,7 +289,9 @@ fn validation_errors() {
             "extAuth is not supported",
         ),
         (
-            v2(json!([{"path": "/a", "methods": ["GET"], "noAuth": true, "request": {"headers": {"x": "%DOWNSTREAM_REMOTE_ADDRESS%"}}}])),
+            v2(
+                json!([{"path": "/a", "methods": ["GET"], "noAuth": true, "request": {"headers": {"x": "%DOWNSTREAM_REMOTE_ADDRESS%"}}}]),
+            ),
             "command operator in \"%DOWNSTREAM_REMOTE_ADDRESS%\" is not supported",
         ),
         (v2_on("API.example.com", json!([no_auth("/a", &["GET"])])), "lowercase RFC 1123"),

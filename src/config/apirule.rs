@@ -7,7 +7,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::json::Node;
-use super::{jwt, v2, ConfigError, Options};
+use super::{introspection, jwt, v2, ConfigError, Options};
 use crate::jwt::envoy::Location;
 use crate::jwt::envoy::Provider;
 use crate::policy::istio::{self, Access, HeaderValue, PolicyPath};
@@ -39,6 +39,8 @@ pub(crate) struct Compiled {
     pub host_path: &'static str,
     pub access_rules: Vec<AccessRule>,
     pub jwks_urls: Vec<String>,
+    /// Introspection URLs with the call timeout each rule asks for.
+    pub introspection_urls: Vec<(String, u64)>,
 }
 
 /// Compiled paths by source text: the same path in many rules and APIRules is compiled once.
@@ -147,6 +149,7 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
     let mut routes: Vec<Route> = Vec::new();
     let mut access_rules = Vec::new();
     let mut jwks_urls = Vec::new();
+    let mut introspection_urls = Vec::new();
     let mut seen: Vec<(String, String, usize)> = Vec::new();
     for (index, rule) in rules.iter().enumerate() {
         rule.only_keys(&["path", "methods", "accessStrategies", "mutators", "service", "timeout"])?;
@@ -241,9 +244,14 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
                     jwks_urls.extend(rule.jwks_urls.iter().cloned());
                     Authenticator::Jwt(Box::new(rule))
                 }
+                "oauth2_introspection" => {
+                    let (rule, timeout_ms) = introspection::compile(s.get("config"), s)?;
+                    introspection_urls.push((rule.url.clone(), timeout_ms));
+                    Authenticator::Introspection(Box::new(rule))
+                }
                 _ => return Err(s.error("unreachable handler")),
             };
-            if *handler != "jwt" {
+            if !matches!(*handler, "jwt" | "oauth2_introspection") {
                 check_no_config(s)?;
             }
             authenticators.push(a);
@@ -268,6 +276,7 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
         host_path,
         access_rules,
         jwks_urls,
+        introspection_urls,
     })
 }
 
@@ -315,11 +324,11 @@ fn check_combination(node: &Node<'_>, handlers: &[&str]) -> Result<(), ConfigErr
                 format!("Unsupported accessStrategy: {h}"),
             ));
         }
-        if matches!(*h, "oauth2_introspection" | "oauth2_client_credentials" | "cookie_session") {
+        if matches!(*h, "oauth2_client_credentials" | "cookie_session") {
             return Err(ConfigError::new(
                 node.resource(),
                 &format!("{}[{i}].handler", node.path),
-                format!("handler {h} is not supported by apirule-wasm yet (supported: allow, no_auth, noop, anonymous, unauthorized, jwt)"),
+                format!("handler {h} is not supported by apirule-wasm (supported: allow, no_auth, noop, anonymous, unauthorized, jwt, oauth2_introspection)"),
             ));
         }
     }

@@ -109,7 +109,7 @@ fn list(config: &Node<'_>, key: &str) -> Result<Vec<String>, ConfigError> {
     }
 }
 
-fn token_source(node: &Node<'_>) -> Result<TokenSource, ConfigError> {
+pub(crate) fn token_source(node: &Node<'_>) -> Result<TokenSource, ConfigError> {
     node.only_keys(&["header", "query_parameter", "cookie"])?;
     let set: Vec<(&str, Node<'_>)> =
         ["header", "query_parameter", "cookie"].into_iter().filter_map(|k| node.get(k).map(|n| (k, n))).collect();
@@ -141,7 +141,7 @@ pub(crate) fn is_request_uri(s: &str) -> bool {
     }
 }
 
-struct ParsedUrl<'a> {
+pub(crate) struct ParsedUrl<'a> {
     https: bool,
     authority: &'a str,
     host: &'a str,
@@ -149,7 +149,7 @@ struct ParsedUrl<'a> {
     path: &'a str,
 }
 
-fn parse_url(url: &str) -> Result<ParsedUrl<'_>, String> {
+pub(crate) fn parse_url(url: &str) -> Result<ParsedUrl<'_>, String> {
     let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("http://") {

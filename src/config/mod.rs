@@ -5,6 +5,7 @@
 //! whole configuration is refused: the filter never runs half-configured.
 
 mod apirule;
+mod introspection;
 mod json;
 mod jwt;
 mod v2;
@@ -66,6 +67,8 @@ pub struct Config {
     pub jwks: BTreeMap<String, JwksEndpoint>,
     /// How many verified tokens each worker remembers (0: none).
     pub token_cache_entries: usize,
+    /// Every introspection URL any rule uses, by URL, with the call timeout.
+    pub introspection: BTreeMap<String, (JwksEndpoint, u64)>,
 }
 
 /// Plugin-level options beside the APIRules.
@@ -95,7 +98,19 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     }
     let options_doc = Value::Object(options_doc);
     let root = Node::root(&options_doc, PLUGIN);
-    root.only_keys(&["apiRules", "jwks", "clockSkewSeconds", "defaultDomain", "tokenCache"])?;
+    root.only_keys(&["apiRules", "jwks", "clockSkewSeconds", "defaultDomain", "tokenCache", "introspection"])?;
+    let mut introspection_clusters = BTreeMap::new();
+    if let Some(n) = root.get("introspection") {
+        n.only_keys(&["clusters"])?;
+        if let Some(c) = n.get("clusters") {
+            for (url, cluster) in c.object()? {
+                let name = cluster.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+                    ConfigError::new(PLUGIN, &format!("introspection.clusters[{url:?}]"), "must be a cluster name")
+                })?;
+                introspection_clusters.insert(url.clone(), name.to_owned());
+            }
+        }
+    }
 
     let default_domain = match root.get("defaultDomain") {
         Some(n) => {
@@ -132,12 +147,14 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     }
     let mut policy = Policy::new(i64::try_from(clock_skew_secs).unwrap_or(0));
     let mut jwks_urls = Vec::new();
+    let mut introspection_urls: Vec<(String, u64)> = Vec::new();
     let mut paths = apirule::PathCache::default();
     for (i, raw) in items.into_iter().enumerate() {
         let value: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
         let compiled = apirule::compile(&Node::at(&value, format!("apiRules[{i}]"), PLUGIN), &options, &mut paths)?;
         let (apirule, host) = (format!("APIRule {}", compiled.host.apirule), compiled.host.host.clone());
         jwks_urls.extend(compiled.jwks_urls);
+        introspection_urls.extend(compiled.introspection_urls);
         if let Err(other) = policy.add(compiled.host, compiled.access_rules) {
             let message = format!("host {host} is already used by APIRule {other}");
             return Err(ConfigError::new(&apirule, compiled.host_path, message));
@@ -156,7 +173,19 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     if let Some(url) = clusters.keys().find(|u| !jwks.contains_key(*u)) {
         return Err(ConfigError::new(PLUGIN, "jwks.clusters", format!("{url} is not a jwks_urls entry of any rule")));
     }
-    Ok(Config { policy, cache, jwks, token_cache_entries })
+    let mut introspection = BTreeMap::new();
+    for (url, timeout_ms) in introspection_urls {
+        let endpoint = jwt::endpoint(&url, introspection_clusters.get(&url).map(String::as_str))
+            .map_err(|m| ConfigError::new(PLUGIN, "introspection", format!("{url}: {m}")))?;
+        // Several rules on one URL: the longest wait any of them allows.
+        let entry = introspection.entry(url).or_insert((endpoint, timeout_ms));
+        entry.1 = entry.1.max(timeout_ms);
+    }
+    if let Some(url) = introspection_clusters.keys().find(|u| !introspection.contains_key(*u)) {
+        let message = format!("{url} is not the introspection_url of any rule");
+        return Err(ConfigError::new(PLUGIN, "introspection.clusters", message));
+    }
+    Ok(Config { policy, cache, jwks, token_cache_entries, introspection })
 }
 
 fn parse_jwks_options(node: Option<Node<'_>>) -> Result<(CacheSettings, BTreeMap<String, String>), ConfigError> {

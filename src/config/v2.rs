@@ -254,6 +254,7 @@ pub(crate) fn compile(
         host_path: "spec.hosts[0]",
         access_rules: Vec::new(),
         jwks_urls,
+        introspection_urls: Vec::new(),
     })
 }
 

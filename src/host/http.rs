@@ -2,22 +2,152 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, LogLevel, MapType};
+use std::rc::Rc;
+
+use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use super::metrics::{self, Counter};
 use super::root::register_waiter;
 use super::{log, log_debug, now_ms, SharedRef, Waiter, NOW_TICK};
+use crate::config::Config;
+use crate::introspect::{Answer, Call};
 use crate::policy::Decision;
 use crate::request::Request;
 
 pub struct HttpFilter {
     context_id: u32,
     shared: SharedRef,
+    /// A request paused for its introspection call.
+    pending: Option<Pending>,
 }
+
+/// What a request paused for an introspection call needs when the answer comes.
+struct Pending {
+    request: Request,
+    token_id: u32,
+    key: (String, String),
+    /// Answers of its earlier calls (a pipeline may introspect at several URLs).
+    answers: Vec<((String, String), Answer)>,
+    calls: usize,
+}
+
+/// Most introspection calls one request may cause (a pipeline of several introspection
+/// authenticators); beyond that it is denied.
+const MAX_CALLS_PER_REQUEST: usize = 4;
+
+/// Largest introspection answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 impl HttpFilter {
     pub fn new(context_id: u32, shared: SharedRef) -> Self {
-        HttpFilter { context_id, shared }
+        HttpFilter { context_id, shared, pending: None }
+    }
+
+    /// Dispatches `call` for `request` and pauses it; a call that cannot be dispatched is a 500,
+    /// as Oathkeeper answered an unreachable introspection endpoint.
+    fn start_call(
+        &mut self,
+        config: &Config,
+        request: Request,
+        call: Call,
+        answers: Vec<((String, String), Answer)>,
+        calls: usize,
+        resume: bool,
+    ) -> Action {
+        let Some((endpoint, timeout_ms)) = config.introspection.get(&call.url) else {
+            let deny = Decision::deny_outside_rules(&request, 500, "introspection URL without an endpoint", false);
+            return apply(&deny, &request, resume);
+        };
+        if calls >= MAX_CALLS_PER_REQUEST {
+            let deny = Decision::deny_outside_rules(&request, 500, "too many introspection calls", false);
+            return apply(&deny, &request, resume);
+        }
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":path", endpoint.path.as_str()),
+            (":authority", endpoint.authority.as_str()),
+            ("accept", "application/json"),
+            ("user-agent", "apirule-wasm"),
+        ];
+        headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let timeout = std::time::Duration::from_millis(*timeout_ms);
+        match hostcalls::dispatch_http_call(&endpoint.cluster, headers, Some(&call.body), vec![], timeout) {
+            Ok(token_id) => {
+                metrics::inc(Counter::IntrospectionCalls);
+                let key = (call.url, call.token);
+                self.pending = Some(Pending { request, token_id, key, answers, calls: calls + 1 });
+                Action::Pause
+            }
+            Err(status) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("apirule: introspection via cluster {} failed: {status:?}", endpoint.cluster),
+                );
+                let deny = Decision::deny_outside_rules(&request, 500, "introspection endpoint unreachable", false);
+                apply(&deny, &request, resume)
+            }
+        }
+    }
+
+    /// Decides `request` with what is known, and carries the decision out (`resume`: it was paused).
+    fn decide_and_apply(
+        &mut self,
+        config: &Rc<Config>,
+        request: Request,
+        answers: Vec<((String, String), Answer)>,
+        calls: usize,
+        resume: bool,
+    ) -> Action {
+        let now = now_ms();
+        let (decision, root_id, answers) = {
+            let Ok(mut s) = self.shared.try_borrow_mut() else {
+                return apply(&internal_error(&request), &request, resume);
+            };
+            let s = &mut *s;
+            s.answers.fresh = answers;
+            let d = config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
+            (d, s.root_context_id, std::mem::take(&mut s.answers.fresh))
+        };
+        match decision {
+            Decision::NeedKeys { urls } => {
+                let waiter = Waiter { context_id: self.context_id, request, since_ms: now, urls, answers };
+                if let Err(waiter) = register_waiter(&self.shared, waiter) {
+                    let req = waiter.request;
+                    let deny = Decision::deny_outside_rules(&req, 401, "too many requests waiting for JWKS", true);
+                    return apply(&deny, &req, resume);
+                }
+                // Wake the root at once so it dispatches the fetch.
+                if hostcalls::set_effective_context(root_id).is_ok() {
+                    let _ = hostcalls::set_tick_period(NOW_TICK);
+                    let _ = hostcalls::set_effective_context(self.context_id);
+                }
+                Action::Pause
+            }
+            Decision::NeedCall { call } => self.start_call(config, request, call, answers, calls, resume),
+            d => apply(&d, &request, resume),
+        }
+    }
+}
+
+/// The endpoint's answer, read from the host: 200 with a JSON object, 429, or a failure.
+fn read_answer(body_size: usize) -> Answer {
+    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| String::from_utf8(s).ok())
+        .and_then(|s| s.parse::<u16>().ok());
+    match status {
+        None => Answer::Failed("no response (connection failed or timed out)".into()),
+        Some(429) => Answer::TooManyRequests,
+        Some(200) if body_size <= MAX_ANSWER_BYTES => {
+            let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten();
+            match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body.unwrap_or_default()) {
+                Ok(map) => Answer::Ok(Rc::new(map)),
+                Err(_) => Answer::Failed("answer is not a JSON object".into()),
+            }
+        }
+        Some(200) => Answer::Failed(format!("answer of {body_size} bytes is too large")),
+        Some(code) => Answer::Failed(format!("HTTP status {code}")),
     }
 }
 
@@ -103,15 +233,36 @@ pub(super) fn apply(decision: &Decision, req: &Request, resume: bool) -> Action 
             }
             Action::Pause
         }
-        // Never final: callers handle it before calling apply. Fail closed if it ever gets here.
+        // Never final: callers handle them before calling apply. Fail closed if one gets here.
         Decision::NeedKeys { .. } => {
             let deny = Decision::deny_outside_rules(req, 401, "keys still missing", true);
+            apply(&deny, req, resume)
+        }
+        Decision::NeedCall { .. } => {
+            let deny = Decision::deny_outside_rules(req, 500, "introspection still missing", false);
             apply(&deny, req, resume)
         }
     }
 }
 
 impl Context for HttpFilter {
+    fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+        let Some(pending) = self.pending.take().filter(|p| p.token_id == token_id) else {
+            return;
+        };
+        let answer = read_answer(body_size);
+        if let Answer::Failed(why) = &answer {
+            log(LogLevel::Warn, &format!("apirule: introspection at {}: {why}", pending.key.0));
+        }
+        let Some(config) = self.shared.try_borrow().ok().and_then(|s| s.config.clone()) else {
+            let _ = apply(&internal_error(&pending.request), &pending.request, true);
+            return;
+        };
+        let mut answers = pending.answers;
+        answers.push((pending.key, answer));
+        let _ = self.decide_and_apply(&config, pending.request, answers, pending.calls, true);
+    }
+
     fn on_done(&mut self) -> bool {
         // A request that goes away while waiting must not be touched later.
         if let Ok(mut s) = self.shared.try_borrow_mut() {
@@ -146,31 +297,7 @@ impl HttpContext for HttpFilter {
                 return apply(&deny, &partial, false);
             }
         };
-        let now = now_ms();
-        let (decision, root_id) = {
-            let Ok(mut s) = self.shared.try_borrow_mut() else {
-                return apply(&internal_error(&req), &req, false);
-            };
-            let s = &mut *s;
-            (config.policy.decide_cached(&req, now, &s.cache, &mut s.tokens), s.root_context_id)
-        };
-        match decision {
-            Decision::NeedKeys { urls } => {
-                let waiter = Waiter { context_id: self.context_id, request: req, since_ms: now, urls };
-                if let Err(waiter) = register_waiter(&self.shared, waiter) {
-                    let req = waiter.request;
-                    let deny = Decision::deny_outside_rules(&req, 401, "too many requests waiting for JWKS", true);
-                    return apply(&deny, &req, false);
-                }
-                // Wake the root at once so it dispatches the fetch.
-                if hostcalls::set_effective_context(root_id).is_ok() {
-                    let _ = hostcalls::set_tick_period(NOW_TICK);
-                    let _ = hostcalls::set_effective_context(self.context_id);
-                }
-                Action::Pause
-            }
-            d => apply(&d, &req, false),
-        }
+        self.decide_and_apply(&config, req, Vec::new(), 0, false)
     }
 }
 

@@ -13,23 +13,25 @@ pub enum Counter {
     PassedThrough,
     JwksFetchOk,
     JwksFetchFailed,
+    IntrospectionCalls,
 }
 
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 6] = [
     "apirule_requests_allowed",
     "apirule_requests_denied",
     "apirule_requests_passed_through",
     "apirule_jwks_fetch_ok",
     "apirule_jwks_fetch_failed",
+    "apirule_introspection_calls",
 ];
 
 thread_local! {
-    static IDS: Cell<Option<[u32; 5]>> = const { Cell::new(None) };
+    static IDS: Cell<Option<[u32; 6]>> = const { Cell::new(None) };
 }
 
 /// Defines the counters; called from `on_configure`.
 pub fn define() {
-    let mut ids = [0u32; 5];
+    let mut ids = [0u32; 6];
     for (slot, name) in ids.iter_mut().zip(NAMES) {
         match hostcalls::define_metric(MetricType::Counter, name) {
             Ok(id) => *slot = id,

@@ -4,7 +4,9 @@
 //! JWKS fetches are always dispatched by the root context (so a client that goes away cannot
 //! cancel a fetch others wait for): an HTTP context that needs keys registers as a waiter and sets
 //! the root's tick to fire at once; the root dispatches, and when the answer (or a failure) comes,
-//! decides every waiter again and resumes or answers it.
+//! decides every waiter again and resumes or answers it. Introspection calls are dispatched by the
+//! HTTP context whose request needs them (the answer is for that request, and kept for others only
+//! when its rule has a cache TTL).
 
 mod http;
 mod metrics;
@@ -18,6 +20,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 
 use crate::config::Config;
+use crate::introspect::{Answer, Answers};
 use crate::jwt::cache::VerifiedTokens;
 use crate::keys::KeyCache;
 use crate::request::Request;
@@ -33,6 +36,8 @@ struct Waiter {
     since_ms: u64,
     /// JWKS URLs it waits for.
     urls: Vec<String>,
+    /// Answers of the introspection calls this request already made (decided with again).
+    answers: Vec<((String, String), Answer)>,
 }
 
 /// Most requests one VM keeps paused for keys; beyond that new ones are denied (fail closed).
@@ -44,6 +49,8 @@ struct Shared {
     config: Option<Rc<Config>>,
     cache: KeyCache,
     tokens: VerifiedTokens,
+    /// Introspection answers kept for rules with a cache TTL.
+    answers: Answers,
     waiters: Vec<Waiter>,
     root_context_id: u32,
 }

@@ -94,7 +94,10 @@ impl Root {
             let decision = {
                 let mut s = self.shared.borrow_mut();
                 let s = &mut *s;
-                config.policy.decide_cached(&waiter.request, now, &s.cache, &mut s.tokens)
+                s.answers.fresh = std::mem::take(&mut waiter.answers);
+                let d = config.policy.decide_with(&waiter.request, now, &s.cache, &mut s.tokens, &mut s.answers);
+                waiter.answers = std::mem::take(&mut s.answers.fresh);
+                d
             };
             let decision = match decision {
                 Decision::NeedKeys { urls } if now < waiter.since_ms.saturating_add(deadline_ms) => {
@@ -104,6 +107,10 @@ impl Root {
                 }
                 Decision::NeedKeys { .. } => {
                     Decision::deny_outside_rules(&waiter.request, 401, "JWKS did not arrive in time", true)
+                }
+                // Its introspection answers travel with the waiter, so no new call is due here.
+                Decision::NeedCall { .. } => {
+                    Decision::deny_outside_rules(&waiter.request, 500, "introspection needed after keys", false)
                 }
                 d => d,
             };

@@ -45,6 +45,10 @@ pub enum AuthOutcome {
     Authenticated { subject: String, token: Option<Rc<Verified>> },
     /// A token was presented and failed; the text is the reason for logs.
     Rejected(String),
+    /// Authenticated by token introspection: the endpoint's subject and `Extra`.
+    Introspected { subject: String, extra: Rc<serde_json::Map<String, serde_json::Value>> },
+    /// Refused with this status (introspection's 403/401/500/429).
+    Denied { status: u16, reason: String },
     /// Keys for these URLs are missing and a fetch can help: pause and ask again.
     NeedKeys(Vec<String>),
 }

@@ -15,8 +15,7 @@ use serde_json::{Map, Value};
 
 use super::response::{self, ErrorStyle};
 use super::template::Template;
-use super::{oathkeeper, Decision, PathPattern, Policy, RuleId};
-use crate::jwt::cache::VerifiedTokens;
+use super::{oathkeeper, Decision, Memory, PathPattern, Policy, RuleId};
 use crate::jwt::envoy::{self, Authn, Provider};
 use crate::keys::KeyStore;
 use crate::request::path;
@@ -243,7 +242,7 @@ pub(super) fn decide(
     req: &Request,
     now_ms: u64,
     keys: &dyn KeyStore,
-    tokens: &mut VerifiedTokens,
+    memory: &mut Memory<'_>,
 ) -> Decision {
     let (raw_path, query) = path::split_query(&req.path);
     let normalized = match path::normalize(raw_path) {
@@ -265,7 +264,7 @@ pub(super) fn decide(
     let mut mutated = Vec::new();
     let via_oathkeeper = route.access == Access::Oathkeeper;
     if via_oathkeeper {
-        match oathkeeper::access_stage(policy, &route.id, req, &normalized, now_ms, keys, tokens) {
+        match oathkeeper::access_stage(policy, &route.id, req, &normalized, now_ms, keys, memory) {
             Ok((_, headers)) => mutated = headers,
             Err(decision) => return decision,
         }
@@ -280,7 +279,7 @@ pub(super) fn decide(
     let authn = if providers.is_empty() || preflight {
         Authn::Missing
     } else {
-        envoy::authenticate(&providers, req, now_ms, keys, tokens)
+        envoy::authenticate(&providers, req, now_ms, keys, memory.tokens)
     };
     let verified = match authn {
         Authn::Missing => None,

@@ -22,6 +22,7 @@ use std::rc::Rc;
 
 use regex_lite::Regex;
 
+use crate::introspect::{Answers, Call, IntrospectionRule};
 use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::JwtRule;
 use crate::keys::KeyStore;
@@ -144,6 +145,7 @@ pub enum Authenticator {
     Anonymous,
     Unauthorized,
     Jwt(Box<JwtRule>),
+    Introspection(Box<IntrospectionRule>),
 }
 
 /// One Oathkeeper access rule.
@@ -196,6 +198,8 @@ pub enum Decision {
     Deny { rule: Option<RuleId>, reason: String, response: Response },
     /// Keys for these JWKS URLs are needed; decide again when they arrive (or failed).
     NeedKeys { urls: Vec<String> },
+    /// This introspection call must be made; decide again with its answer.
+    NeedCall { call: Call },
 }
 
 impl Decision {
@@ -305,14 +309,37 @@ impl Policy {
         keys: &dyn KeyStore,
         tokens: &mut VerifiedTokens,
     ) -> Decision {
+        self.decide_with(req, now_ms, keys, tokens, &mut Answers::default())
+    }
+
+    /// `decide_cached`, with the introspection answers known so far (`answers.fresh`: those of
+    /// this request's own calls); answers that pass a rule with a cache TTL are kept there.
+    pub fn decide_with(
+        &self,
+        req: &Request,
+        now_ms: u64,
+        keys: &dyn KeyStore,
+        tokens: &mut VerifiedTokens,
+        answers: &mut Answers,
+    ) -> Decision {
         let Some(host_policy) = self.host_policy(&req.authority) else {
             return Decision::PassThrough;
         };
+        let mut memory = Memory { tokens, answers };
         match &host_policy.semantics {
-            Semantics::OathkeeperV1(routes) => oathkeeper::decide(self, host_policy, routes, req, now_ms, keys, tokens),
-            Semantics::Istio(rules) => istio::decide(self, rules, req, now_ms, keys, tokens),
+            Semantics::OathkeeperV1(routes) => {
+                oathkeeper::decide(self, host_policy, routes, req, now_ms, keys, &mut memory)
+            }
+            Semantics::Istio(rules) => istio::decide(self, rules, req, now_ms, keys, &mut memory),
         }
     }
+}
+
+/// What a decision may read and remember beyond the policy: verified tokens, introspection
+/// answers.
+pub(crate) struct Memory<'a> {
+    pub tokens: &'a mut VerifiedTokens,
+    pub answers: &'a mut Answers,
 }
 
 #[cfg(test)]

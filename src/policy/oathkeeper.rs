@@ -4,8 +4,8 @@
 
 use super::mutator::Session;
 use super::response::{self, ErrorStyle};
-use super::{AccessRule, Authenticator, Decision, HostPolicy, Mutator, Policy, Route, RouteAction, RuleId};
-use crate::jwt::cache::VerifiedTokens;
+use super::{AccessRule, Authenticator, Decision, HostPolicy, Memory, Mutator, Policy, Route, RouteAction, RuleId};
+use crate::introspect::Verdict;
 use crate::jwt::{self, AuthOutcome};
 use crate::keys::KeyStore;
 use crate::request::path;
@@ -19,7 +19,7 @@ pub(super) fn decide(
     req: &Request,
     now_ms: u64,
     keys: &dyn KeyStore,
-    tokens: &mut VerifiedTokens,
+    memory: &mut Memory<'_>,
 ) -> Decision {
     let deny = |status: u16, style: ErrorStyle, rule: Option<&RuleId>, reason: String, token: bool| {
         let request_id = req.request_id();
@@ -55,7 +55,7 @@ pub(super) fn decide(
         return Decision::Allow { rule: route.rule.clone(), set_headers };
     }
 
-    match access_stage(policy, &route.rule, req, &normalized, now_ms, keys, tokens) {
+    match access_stage(policy, &route.rule, req, &normalized, now_ms, keys, memory) {
         Ok((rule, mutated)) => {
             set_headers.extend(mutated);
             Decision::Allow { rule, set_headers }
@@ -74,10 +74,11 @@ pub(super) fn access_stage(
     normalized: &str,
     now_ms: u64,
     keys: &dyn KeyStore,
-    tokens: &mut VerifiedTokens,
+    memory: &mut Memory<'_>,
 ) -> Result<(RuleId, Vec<(String, String)>), Decision> {
     let deny = |status: u16, rule: &RuleId, reason: String, token: bool| {
         let style = if status == 400 { ErrorStyle::BadRequest } else { ErrorStyle::OathkeeperJson };
+        let token = token && status == 401;
         let response = response::render(status, style, req.request_id().as_deref(), token);
         Decision::Deny { rule: Some(rule.clone()), reason, response }
     };
@@ -106,8 +107,9 @@ pub(super) fn access_stage(
             }
             Authenticator::Unauthorized => AuthOutcome::Rejected("unauthorized handler".into()),
             Authenticator::Jwt(jwt_rule) => {
-                jwt::authenticate(jwt_rule.as_ref(), req, now_ms, policy.clock_skew_secs, keys, tokens)
+                jwt::authenticate(jwt_rule.as_ref(), req, now_ms, policy.clock_skew_secs, keys, memory.tokens)
             }
+            Authenticator::Introspection(rule) => introspect(rule, req, now_ms, memory)?,
         };
         match outcome {
             AuthOutcome::NotResponsible => continue,
@@ -115,6 +117,11 @@ pub(super) fn access_stage(
                 let session = Session { subject: &subject, extra: token.as_ref().map(|t| &t.claims) };
                 return Ok((rule.rule.clone(), mutate(&rule.mutators, &session, req)));
             }
+            AuthOutcome::Introspected { subject, extra } => {
+                let session = Session { subject: &subject, extra: Some(&extra) };
+                return Ok((rule.rule.clone(), mutate(&rule.mutators, &session, req)));
+            }
+            AuthOutcome::Denied { status, reason } => return Err(deny(status, &rule.rule, reason, false)),
             AuthOutcome::NeedKeys(urls) => return Err(Decision::NeedKeys { urls }),
             AuthOutcome::Rejected(reason) => {
                 let token = matches!(authenticator, Authenticator::Jwt(_));
@@ -123,6 +130,44 @@ pub(super) fn access_stage(
         }
     }
     Err(deny(401, &rule.rule, "no authenticator is responsible (no token)".into(), false))
+}
+
+/// The `oauth2_introspection` authenticator: not responsible without a token (or one without the
+/// configured prefix); otherwise the endpoint's answer, from this request's own call or a kept
+/// one, judged by the rule; no answer yet means the call must be made (`Err(NeedCall)`).
+fn introspect(
+    rule: &crate::introspect::IntrospectionRule,
+    req: &Request,
+    now_ms: u64,
+    memory: &mut Memory<'_>,
+) -> Result<AuthOutcome, Decision> {
+    let Some(token) = jwt::extract::extract(&rule.token_from, req).filter(|t| t.starts_with(&rule.prefix)) else {
+        return Ok(AuthOutcome::NotResponsible);
+    };
+    let Some(answer) = memory.answers.lookup(&rule.url, &token, now_ms) else {
+        let mut call = rule.call(&token);
+        if rule.preserve_host {
+            call.headers.push(("x-forwarded-host".into(), req.authority.clone()));
+        }
+        return Err(Decision::NeedCall { call });
+    };
+    let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    match rule.check(&answer, now_secs) {
+        Verdict::Allowed { subject, extra } => {
+            if let (Some(ttl), crate::introspect::Answer::Ok(claims)) = (rule.cache_ttl_ms, &answer) {
+                // Kept no longer than the token lives.
+                let exp_ms = claims
+                    .get("exp")
+                    .and_then(serde_json::Value::as_u64)
+                    .filter(|e| *e > 0)
+                    .map(|e| e.saturating_mul(1000));
+                let until = exp_ms.map_or(now_ms.saturating_add(ttl), |e| e.min(now_ms.saturating_add(ttl)));
+                memory.answers.keep(&rule.url, &token, answer.clone(), until, now_ms);
+            }
+            Ok(AuthOutcome::Introspected { subject, extra })
+        }
+        Verdict::Denied { status, reason } => Ok(AuthOutcome::Denied { status, reason }),
+    }
 }
 
 /// The headers the rule's mutators set, in order (a later mutator's header replaces an earlier

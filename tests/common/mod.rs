@@ -162,11 +162,12 @@ pub fn bearer(req: Request, token: &str) -> Request {
 }
 
 /// The status of a decision: 200 for allow / pass-through, the deny status otherwise, 0 for
-/// "needs keys".
+/// "needs keys", 1 for "needs an introspection call".
 pub fn status(d: &Decision) -> u16 {
     match d {
         Decision::Allow { .. } | Decision::PassThrough => 200,
         Decision::Deny { response, .. } => response.status,
         Decision::NeedKeys { .. } => 0,
+        Decision::NeedCall { .. } => 1,
     }
 }
