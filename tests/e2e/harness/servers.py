@@ -272,3 +272,62 @@ class JwksServer(_Base):
 
     def close(self):
         self.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Introspection server (RFC 7662)
+
+
+class _IntrospectionHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        owner = self.server.owner
+        body = _read_body(self).decode("utf-8", "replace")
+        from urllib.parse import parse_qs
+        form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+        status, doc = owner._answer(self.path, form, dict(self.headers.items()))
+        payload = json.dumps(doc).encode()
+        self.close_connection = True
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            pass
+
+
+class IntrospectionServer(_Base):
+    """An RFC 7662 endpoint: POST `token=...`; answers the document set for that token with
+    `answer(token, doc)` (`{"active": false}` for any other token), or `status` for every call
+    when set. Every call is logged with its path, form and headers (`calls`)."""
+
+    handler_class = _IntrospectionHandler
+
+    def __init__(self, port=None):
+        super().__init__(port)
+        self._lock = threading.Lock()
+        self._answers = {}
+        self.status = None
+        self.calls = []
+
+    def answer(self, token, doc):
+        with self._lock:
+            self._answers[token] = doc
+
+    def calls_for(self, token):
+        with self._lock:
+            return [c for c in self.calls if c["form"].get("token") == token]
+
+    def _answer(self, path, form, headers):
+        with self._lock:
+            self.calls.append({"path": path, "form": form, "headers": {k.lower(): v for k, v in headers.items()}})
+            if self.status is not None:
+                return self.status, {"error": "server_error"}
+            return 200, self._answers.get(form.get("token"), {"active": False})
