@@ -1,11 +1,11 @@
 """Configurations the filter must refuse at load: Envoy exits ("Unable to create Wasm plugin") and
 the log names the offending APIRule and the JSON path of the field.
 
-Reference: apirule-semantics.md §1.5 (controller validation), §5 cases 14, 15, 19, 58, 59;
+Reference: apirule-semantics.md §1.5 (controller validation), §5 cases 14, 15, 59;
 contract: docs/behaviour.md "Handlers" (refused at load, never ignored) and "JWT" (unknown keys).
-Cases 19 (oauth2_introspection) and 59 (id_token mutator) describe behaviour this filter does not
-implement, nor do header templates beyond `.Subject` and `.Extra`: the contract is that such an
-APIRule is refused, asserted here.
+Case 59 (id_token mutator) describes behaviour this filter does not implement, nor do header
+templates beyond `.Subject` and `.Extra` or introspection's `pre_authorization`: the contract is
+that such an APIRule is refused, asserted here.
 
 Every refused configuration also carries a valid APIRule first, so the message has to point at the
 right one.
@@ -84,10 +84,10 @@ CASES = [
      ["spec.rules[0].accessStrategies"], {}),
     ("insecure_handler_with_config", bad("noop-config", A.rule("/.*", ["GET"], S("noop", {"x": 1}))),
      ["spec.rules[0].accessStrategies[0].config"], {}),
-    ("case_19_oauth2_introspection_refused",
+    ("introspection_pre_authorization_refused",
      bad("jwt-introspection", A.rule("/.*", ["GET"], JWT, S("oauth2_introspection", {
-         "introspection_url": "http://hydra/oauth2/introspect"}))),
-     ["spec.rules[0].accessStrategies[1]", "oauth2_introspection"], {}),
+         "introspection_url": "http://hydra/oauth2/introspect", "pre_authorization": {"enabled": True}}))),
+     ["spec.rules[0].accessStrategies[1].config.pre_authorization", "not supported"], {}),
     ("oauth2_client_credentials_refused",
      bad("client-credentials", A.rule("/.*", ["GET"], S("oauth2_client_credentials", {"token_url": "http://x/t"}))),
      ["spec.rules[0].accessStrategies[0]", "oauth2_client_credentials"], {}),
