@@ -60,10 +60,10 @@ CASES = [
      ["spec.rules[0].accessStrategies[0].config"], {}),
     ("jwt_unknown_key", bad("jwt-unknown-key", A.rule("/.*", ["GET"], A.jwt(["/keys"], jwks_uri="x"))),
      ["spec.rules[0].accessStrategies[0].config", "jwks_uri"], {}),
-    ("jwt_istio_mode_authentications",
+    ("jwt_istio_mode_with_ory_keys",
      bad("jwt-istio-mode", A.rule("/.*", ["GET"], S("jwt", {"authentications": [
-         {"issuer": "https://idp", "jwksUri": "http://jwks.local/keys"}]}))),
-     ["spec.rules[0].accessStrategies[0].config", "authentications"], {}),
+         {"issuer": "https://idp", "jwksUri": "http://jwks.local/keys"}], "jwks_urls": ["http://jwks.local/keys"]}))),
+     ["spec.rules[0].accessStrategies[0].config.jwks_urls", "not supported with Istio handler"], {}),
     ("jwt_without_jwks_urls",
      bad("jwt-no-jwks", A.rule("/.*", ["GET"], S("jwt", {"trusted_issuers": ["https://idp"]}))),
      ["spec.rules[0].accessStrategies[0].config", "jwks_urls"], {}),
