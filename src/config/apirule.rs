@@ -434,9 +434,9 @@ impl IstioParts {
         let strategy = strategies.get(position).ok_or_else(|| node.error("missing jwt strategy"))?;
         let config = strategy.req("config")?;
         for ory in ["jwks_urls", "trusted_issuers", "required_scope"] {
-            if config.get(ory).is_some() {
-                return Err(config.error(format!(
-                    "{ory}: Configuration for {ory} is not supported with Istio handler (use authentications and authorizations)"
+            if let Some(n) = config.get(ory) {
+                return Err(n.error(format!(
+                    "Configuration for {ory} is not supported with Istio handler (use authentications and authorizations)"
                 )));
             }
         }
