@@ -2,7 +2,7 @@
 //! proxy-wasm filter.
 //!
 //! Everything that decides lives in plain Rust modules (`config`, `policy`, `jwt`, `keys`,
-//! `introspect`, and
+//! `calls`, and
 //! `request`, the request view and path normalisation they share) that are tested natively;
 //! `host` is the only module that talks to the proxy-wasm ABI.
 #![cfg_attr(
@@ -18,8 +18,8 @@
     )
 )]
 
+pub mod calls;
 pub mod config;
-pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod policy;

@@ -5,7 +5,7 @@ mod common;
 
 use std::rc::Rc;
 
-use apirule_wasm::introspect::{Answer, Answers};
+use apirule_wasm::calls::{Answer, Answers};
 use apirule_wasm::jwt::cache::VerifiedTokens;
 use apirule_wasm::policy::Decision;
 use common::*;

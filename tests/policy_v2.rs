@@ -286,7 +286,7 @@ fn validation_errors() {
         ),
         (
             v2(json!([{"path": "/a", "methods": ["GET"], "extAuth": {"authorizers": ["x"]}}])),
-            "extAuth is not supported",
+            "extAuth.authorizers[0]: authorizer x is not configured: map it in the plugin option extAuth.providers.x",
         ),
         (
             v2(
@@ -346,4 +346,72 @@ fn header_values_may_use_req_operators() {
     assert!(set_headers.contains(&("x-host".into(), HOST.into())), "{set_headers:?}");
     assert!(set_headers.contains(&("x-ua".into(), "ua=curl 100%".into())), "{set_headers:?}");
     assert!(!set_headers.iter().any(|(k, _)| k == "x-none"), "an empty value is not set, as Envoy does");
+}
+
+// --- extAuth (reference §3.1, §3.4: a CUSTOM policy per authorizer before the ALLOW ones) ---------
+
+fn with_ext_authz(rules: Value) -> apirule_wasm::config::Config {
+    try_load(json!({"apiRules": [v2(rules)], "extAuth": {"providers": {"authz": {
+        "cluster": "authz", "pathPrefix": "/check", "includeRequestHeadersInCheck": ["x-user"],
+        "headersToUpstreamOnAllow": ["x-authz-user"], "headersToDownstreamOnDeny": ["x-reason"]}}}}))
+    .unwrap()
+}
+
+fn decide_ext(
+    cfg: &apirule_wasm::config::Config,
+    req: &Request,
+    answer: Option<apirule_wasm::calls::Answer>,
+) -> Decision {
+    let mut answers = apirule_wasm::calls::Answers::default();
+    if let Some(a) = answer {
+        answers.fresh.push((("ext_authz:authz".into(), String::new()), a));
+    }
+    let mut tokens = apirule_wasm::jwt::cache::VerifiedTokens::disabled();
+    cfg.policy.decide_with(req, NOW_MS, &default_cache(), &mut tokens, &mut answers)
+}
+
+fn http(status: u16) -> apirule_wasm::calls::Answer {
+    apirule_wasm::calls::Answer::Http {
+        status,
+        headers: vec![("x-authz-user".into(), "alice".into()), ("x-reason".into(), "no".into())],
+        body: b"denied by authz".to_vec(),
+    }
+}
+
+#[test]
+fn ext_authz_asks_the_authorizer_then_the_allow_policies() {
+    let cfg = with_ext_authz(json!([{"path": "/a/{**}", "methods": ["GET"], "extAuth": {"authorizers": ["authz"]}}]));
+    let req = get("/a/b?x=1").with_header("x-user", "u").with_header("cookie", "c=1");
+    let Decision::NeedCall { call } = decide_ext(&cfg, &req, None) else { panic!("a call is needed") };
+    assert_eq!(
+        call.target,
+        apirule_wasm::calls::Target::ExtAuthz {
+            provider: "authz".into(),
+            method: "GET".into(),
+            path: "/check/a/b?x=1".into()
+        }
+    );
+    assert!(call.headers.contains(&("x-user".into(), "u".into())));
+    assert!(!call.headers.iter().any(|(k, _)| k == "cookie"));
+    let Decision::Allow { set_headers, .. } = decide_ext(&cfg, &req, Some(http(200))) else { panic!("allowed") };
+    assert!(set_headers.contains(&("x-authz-user".into(), "alice".into())));
+    let Decision::Deny { response, .. } = decide_ext(&cfg, &req, Some(http(401))) else { panic!("denied") };
+    assert_eq!((response.status, response.body.as_slice()), (401, &b"denied by authz"[..]));
+    assert_eq!(response.headers, vec![("x-reason".to_owned(), "no".to_owned())]);
+    assert_eq!(status(&decide_ext(&cfg, &req, Some(http(0)))), 403, "no answer: Envoy's status_on_error");
+    assert_eq!(status(&decide_ext(&cfg, &get("/other"), None)), 404, "no route: nobody is asked");
+}
+
+#[test]
+fn ext_authz_restrictions_are_jwt_allow_policies() {
+    let rules = json!([{"path": "/a", "methods": ["GET"], "extAuth": {"authorizers": ["authz"], "restrictions": {
+        "authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}], "authorizations": [{"audiences": ["x"]}]}}}]);
+    let cfg = with_ext_authz(rules);
+    assert_eq!(status(&decide_ext(&cfg, &get("/a"), Some(http(200)))), 403, "authorizer said yes, no token");
+    let token = rs256(claims_with(json!({"aud": "x"})));
+    assert_eq!(status(&decide_ext(&cfg, &bearer(get("/a"), &token), Some(http(200)))), 200);
+    let wrong = rs256(claims_with(json!({"aud": "y"})));
+    assert_eq!(status(&decide_ext(&cfg, &bearer(get("/a"), &wrong), Some(http(200)))), 403);
+    let expired = rs256(claims_with(json!({"exp": NOW_SECS - 3600})));
+    assert_eq!(status(&decide_ext(&cfg, &bearer(get("/a"), &expired), None)), 401, "jwt_authn before the authorizer");
 }

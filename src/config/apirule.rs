@@ -212,6 +212,7 @@ pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache)
                 not_paths: Vec::new(),
                 access,
                 set_headers,
+                ext_authz: Vec::new(),
             });
         }
         // The VirtualService keeps the first rule per path string (§1.6).

@@ -6,7 +6,7 @@
 use super::json::Node;
 use super::jwt::{parse_url, token_source};
 use super::ConfigError;
-use crate::introspect::IntrospectionRule;
+use crate::calls::IntrospectionRule;
 use crate::jwt::extract::TokenSource;
 use crate::jwt::scope::ScopeStrategy;
 

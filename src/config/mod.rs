@@ -17,6 +17,9 @@ use std::fmt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use std::rc::Rc;
+
+use crate::calls::ext_authz;
 use crate::jwt::cache::DEFAULT_MAX_ENTRIES;
 use crate::keys::CacheSettings;
 use crate::policy::Policy;
@@ -69,12 +72,16 @@ pub struct Config {
     pub token_cache_entries: usize,
     /// Every introspection URL any rule uses, by URL, with the call timeout.
     pub introspection: BTreeMap<String, (JwksEndpoint, u64)>,
+    /// The `extAuth` providers, by name.
+    pub ext_authz: BTreeMap<String, Rc<ext_authz::Provider>>,
 }
 
 /// Plugin-level options beside the APIRules.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Options {
     pub default_domain: Option<String>,
+    /// `extAuth.providers`: the authorizers v2 `extAuth` rules may name.
+    pub ext_authz: BTreeMap<String, Rc<ext_authz::Provider>>,
 }
 
 const PLUGIN: &str = "plugin configuration";
@@ -98,7 +105,16 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     }
     let options_doc = Value::Object(options_doc);
     let root = Node::root(&options_doc, PLUGIN);
-    root.only_keys(&["apiRules", "jwks", "clockSkewSeconds", "defaultDomain", "tokenCache", "introspection"])?;
+    root.only_keys(&[
+        "apiRules",
+        "jwks",
+        "clockSkewSeconds",
+        "defaultDomain",
+        "tokenCache",
+        "introspection",
+        "extAuth",
+    ])?;
+    let ext_authz = parse_ext_authz(root.get("extAuth"))?;
     let mut introspection_clusters = BTreeMap::new();
     if let Some(n) = root.get("introspection") {
         n.only_keys(&["clusters"])?;
@@ -137,7 +153,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         }
         None => DEFAULT_MAX_ENTRIES,
     };
-    let options = Options { default_domain };
+    let options = Options { default_domain, ext_authz: ext_authz.clone() };
 
     let rules_error = |message: &str| ConfigError::new(PLUGIN, "apiRules", message);
     let raw_rules = raw_rules.ok_or_else(|| rules_error("is required"))?;
@@ -185,7 +201,68 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         let message = format!("{url} is not the introspection_url of any rule");
         return Err(ConfigError::new(PLUGIN, "introspection.clusters", message));
     }
-    Ok(Config { policy, cache, jwks, token_cache_entries, introspection })
+    Ok(Config { policy, cache, jwks, token_cache_entries, introspection, ext_authz })
+}
+
+/// `extAuth.providers.<name>`: where an `extAuth` authorizer is asked, in the terms of Istio's
+/// `envoyExtAuthzHttp` extension provider (`cluster` instead of service and port).
+fn parse_ext_authz(node: Option<Node<'_>>) -> Result<BTreeMap<String, Rc<ext_authz::Provider>>, ConfigError> {
+    let mut out = BTreeMap::new();
+    let Some(node) = node else {
+        return Ok(out);
+    };
+    node.only_keys(&["providers"])?;
+    let Some(providers) = node.get("providers") else {
+        return Ok(out);
+    };
+    for (name, value) in providers.object()? {
+        let p = Node::at(value, format!("{}.{name}", providers.path), PLUGIN);
+        p.only_keys(&[
+            "cluster",
+            "authority",
+            "pathPrefix",
+            "timeoutMs",
+            "includeRequestHeadersInCheck",
+            "headersToUpstreamOnAllow",
+            "headersToDownstreamOnDeny",
+        ])?;
+        let lower = |key: &str| -> Result<Vec<String>, ConfigError> {
+            Ok(p.get(key)
+                .map(|n| n.str_list())
+                .transpose()?
+                .unwrap_or_default()
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect())
+        };
+        let cluster = p.req("cluster")?.non_empty_str()?.to_owned();
+        let path_prefix = match p.get("pathPrefix") {
+            Some(n) => {
+                let prefix = n.str()?;
+                if !prefix.is_empty() && !prefix.starts_with('/') {
+                    return Err(n.error("must start with /"));
+                }
+                prefix.to_owned()
+            }
+            None => String::new(),
+        };
+        let provider = ext_authz::Provider {
+            name: name.clone(),
+            authority: p
+                .get("authority")
+                .map(|a| a.non_empty_str().map(str::to_owned))
+                .transpose()?
+                .unwrap_or_else(|| cluster.clone()),
+            cluster,
+            path_prefix,
+            timeout_ms: p.get("timeoutMs").map(|t| t.uint(10, 60_000)).transpose()?.unwrap_or(1000),
+            include_request_headers: lower("includeRequestHeadersInCheck")?,
+            headers_to_upstream_on_allow: lower("headersToUpstreamOnAllow")?,
+            headers_to_downstream_on_deny: lower("headersToDownstreamOnDeny")?,
+        };
+        out.insert(name.clone(), Rc::new(provider));
+    }
+    Ok(out)
 }
 
 fn parse_jwks_options(node: Option<Node<'_>>) -> Result<(CacheSettings, BTreeMap<String, String>), ConfigError> {

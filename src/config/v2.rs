@@ -201,6 +201,7 @@ pub(crate) fn compile(
             t.uint(1, 3900)?;
         }
 
+        let mut ext_authz = Vec::new();
         let access = match (node.get("noAuth"), node.get("jwt"), node.get("extAuth")) {
             (Some(n), None, None) => {
                 if !n.bool()? {
@@ -215,9 +216,29 @@ pub(crate) fn compile(
                 Access::Jwt { issuers, authorizations: authorizations(&jwt)? }
             }
             (None, None, Some(ext)) => {
-                return Err(ext.error(
-                    "extAuth is not supported by apirule-wasm yet: the filter cannot call an Istio extension provider; protect the rule with jwt",
-                ))
+                ext.only_keys(&["authorizers", "restrictions"])?;
+                let names = ext.req("authorizers")?;
+                let list = names.str_list()?;
+                if list.is_empty() {
+                    return Err(names.error("must name at least one authorizer"));
+                }
+                for (i, name) in list.iter().enumerate() {
+                    let provider = options.ext_authz.get(name).ok_or_else(|| {
+                        ConfigError::new(names.resource(), &format!("{}[{i}]", names.path), format!(
+                            "authorizer {name} is not configured: map it in the plugin option extAuth.providers.{name} (cluster, pathPrefix, includeRequestHeadersInCheck, headersToUpstreamOnAllow, headersToDownstreamOnDeny), as the Istio mesh config's extensionProviders[].envoyExtAuthzHttp describes it"
+                        ))
+                    })?;
+                    ext_authz.push(Rc::clone(provider));
+                }
+                match ext.get("restrictions") {
+                    Some(r) => {
+                        r.only_keys(&["authentications", "authorizations"])?;
+                        let issuers = authentications(&r, index, &service, &mut providers, &mut locations_of)?;
+                        jwks_urls.extend(providers.iter().map(|(_, p)| p.jwks_uri.clone()));
+                        Access::Jwt { issuers, authorizations: authorizations(&r)? }
+                    }
+                    None => Access::NoAuth,
+                }
             }
             _ => return Err(node.error("exactly one of noAuth, jwt and extAuth must be set")),
         };
@@ -244,6 +265,7 @@ pub(crate) fn compile(
             not_paths,
             access,
             set_headers,
+            ext_authz,
         });
     }
     jwks_urls.sort();

@@ -9,8 +9,8 @@ use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 use super::metrics::{self, Counter};
 use super::root::register_waiter;
 use super::{log, log_debug, now_ms, SharedRef, Waiter, NOW_TICK};
+use crate::calls::{Answer, Call, Target};
 use crate::config::Config;
-use crate::introspect::{Answer, Call};
 use crate::policy::Decision;
 use crate::request::Request;
 
@@ -26,6 +26,8 @@ struct Pending {
     request: Request,
     token_id: u32,
     key: (String, String),
+    /// The call went to an extAuth authorizer (else to an introspection endpoint).
+    ext_authz: bool,
     /// Answers of its earlier calls (a pipeline may introspect at several URLs).
     answers: Vec<((String, String), Answer)>,
     calls: usize,
@@ -47,44 +49,62 @@ impl HttpFilter {
     /// as Oathkeeper answered an unreachable introspection endpoint.
     fn start_call(
         &mut self,
-        config: &Config,
+        config: &Rc<Config>,
         request: Request,
         call: Call,
         answers: Vec<((String, String), Answer)>,
         calls: usize,
         resume: bool,
     ) -> Action {
-        let Some((endpoint, timeout_ms)) = config.introspection.get(&call.url) else {
-            let deny = Decision::deny_outside_rules(&request, 500, "introspection URL without an endpoint", false);
-            return apply(&deny, &request, resume);
-        };
         if calls >= MAX_CALLS_PER_REQUEST {
-            let deny = Decision::deny_outside_rules(&request, 500, "too many introspection calls", false);
+            let deny = Decision::deny_outside_rules(&request, 500, "too many authorization calls", false);
             return apply(&deny, &request, resume);
         }
+        // Where the call goes: (cluster, method, :path, :authority, timeout).
+        let target = match &call.target {
+            Target::Introspection => config
+                .introspection
+                .get(&call.url)
+                .map(|(e, t)| (e.cluster.clone(), "POST".to_owned(), e.path.clone(), e.authority.clone(), *t)),
+            Target::ExtAuthz { provider, method, path } => config
+                .ext_authz
+                .get(provider)
+                .map(|p| (p.cluster.clone(), method.clone(), path.clone(), p.authority.clone(), p.timeout_ms)),
+        };
+        let Some((cluster, method, path, authority, timeout_ms)) = target else {
+            let deny = Decision::deny_outside_rules(&request, 500, "authorization call without an endpoint", false);
+            return apply(&deny, &request, resume);
+        };
         let mut headers: Vec<(&str, &str)> = vec![
-            (":method", "POST"),
-            (":path", endpoint.path.as_str()),
-            (":authority", endpoint.authority.as_str()),
-            ("accept", "application/json"),
+            (":method", method.as_str()),
+            (":path", path.as_str()),
+            (":authority", authority.as_str()),
             ("user-agent", "apirule-wasm"),
         ];
+        if call.target == Target::Introspection {
+            headers.push(("accept", "application/json"));
+        }
         headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let timeout = std::time::Duration::from_millis(*timeout_ms);
-        match hostcalls::dispatch_http_call(&endpoint.cluster, headers, Some(&call.body), vec![], timeout) {
+        let body = (!call.body.is_empty()).then_some(call.body.as_slice());
+        let timeout = std::time::Duration::from_millis(timeout_ms);
+        match hostcalls::dispatch_http_call(&cluster, headers, body, vec![], timeout) {
             Ok(token_id) => {
-                metrics::inc(Counter::IntrospectionCalls);
+                metrics::inc(Counter::AuthorizationCalls);
+                let ext_authz = matches!(call.target, Target::ExtAuthz { .. });
                 let key = (call.url, call.token);
-                self.pending = Some(Pending { request, token_id, key, answers, calls: calls + 1 });
+                self.pending = Some(Pending { request, token_id, key, ext_authz, answers, calls: calls + 1 });
                 Action::Pause
             }
             Err(status) => {
-                log(
-                    LogLevel::Warn,
-                    &format!("apirule: introspection via cluster {} failed: {status:?}", endpoint.cluster),
-                );
-                let deny = Decision::deny_outside_rules(&request, 500, "introspection endpoint unreachable", false);
-                apply(&deny, &request, resume)
+                log(LogLevel::Warn, &format!("apirule: authorization call via cluster {cluster} failed: {status:?}"));
+                // Answered as the call's own failure would be (500 introspection, 403 ext_authz).
+                let mut answers = answers;
+                let failed = match call.target {
+                    Target::Introspection => Answer::Failed("dispatch failed".into()),
+                    Target::ExtAuthz { .. } => Answer::Http { status: 0, headers: Vec::new(), body: Vec::new() },
+                };
+                answers.push(((call.url, call.token), failed));
+                self.decide_and_apply(config, request, answers, calls + 1, resume)
             }
         }
     }
@@ -123,10 +143,22 @@ impl HttpFilter {
                 }
                 Action::Pause
             }
-            Decision::NeedCall { call } => self.start_call(config, request, call, answers, calls, resume),
+            Decision::NeedCall { call } => self.start_call(config, request, *call, answers, calls, resume),
             d => apply(&d, &request, resume),
         }
     }
+}
+
+/// An extAuth authorizer's answer as it came: status (0: none), headers, body (bounded).
+fn read_http_answer(body_size: usize) -> Answer {
+    let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let status = headers.iter().find(|(k, _)| k == ":status").and_then(|(_, v)| v.parse::<u16>().ok()).unwrap_or(0);
+    let headers = headers.into_iter().filter(|(k, _)| !k.starts_with(':')).collect();
+    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(MAX_ANSWER_BYTES))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Answer::Http { status, headers, body }
 }
 
 /// The endpoint's answer, read from the host: 200 with a JSON object, 429, or a failure.
@@ -250,7 +282,7 @@ impl Context for HttpFilter {
         let Some(pending) = self.pending.take().filter(|p| p.token_id == token_id) else {
             return;
         };
-        let answer = read_answer(body_size);
+        let answer = if pending.ext_authz { read_http_answer(body_size) } else { read_answer(body_size) };
         if let Answer::Failed(why) = &answer {
             log(LogLevel::Warn, &format!("apirule: introspection at {}: {why}", pending.key.0));
         }

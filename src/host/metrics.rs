@@ -13,7 +13,7 @@ pub enum Counter {
     PassedThrough,
     JwksFetchOk,
     JwksFetchFailed,
-    IntrospectionCalls,
+    AuthorizationCalls,
 }
 
 const NAMES: [&str; 6] = [
@@ -22,7 +22,7 @@ const NAMES: [&str; 6] = [
     "apirule_requests_passed_through",
     "apirule_jwks_fetch_ok",
     "apirule_jwks_fetch_failed",
-    "apirule_introspection_calls",
+    "apirule_authorization_calls",
 ];
 
 thread_local! {

@@ -19,8 +19,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 
+use crate::calls::{Answer, Answers};
 use crate::config::Config;
-use crate::introspect::{Answer, Answers};
 use crate::jwt::cache::VerifiedTokens;
 use crate::keys::KeyCache;
 use crate::request::Request;

@@ -13,9 +13,11 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
+use super::response::Response;
 use super::response::{self, ErrorStyle};
 use super::template::Template;
 use super::{oathkeeper, Decision, Memory, PathPattern, Policy, RuleId};
+use crate::calls::ext_authz;
 use crate::jwt::envoy::{self, Authn, Provider};
 use crate::keys::KeyStore;
 use crate::request::path;
@@ -77,6 +79,9 @@ pub struct Rule {
     pub access: Access,
     /// `request.headers`, and `request.cookies` as one `cookie` header, set on the forwarded request.
     pub set_headers: Vec<(String, HeaderValue)>,
+    /// `extAuth.authorizers`: asked in order (the workload's CUSTOM policies) when the request
+    /// matches this rule's host, method and path.
+    pub ext_authz: Vec<Rc<ext_authz::Provider>>,
 }
 
 /// A header value the VirtualService sets, which Envoy formats per request: literal text and
@@ -215,6 +220,12 @@ impl Rule {
             && self.route.as_ref().is_none_or(|r| r.matches(path))
     }
 
+    /// Whether the request matches this rule's policy target (methods, path; no `notPaths`, as
+    /// the CUSTOM policies of `extAuth` have none).
+    fn targets(&self, method: &str, path: &str) -> bool {
+        self.methods.iter().any(|m| m == method) && self.path.matches(path)
+    }
+
     /// Whether this rule's ALLOW policy admits the request (`via_oathkeeper`: it comes from
     /// Oathkeeper rather than straight from the ingress gateway).
     fn permits(&self, method: &str, path: &str, claims: Option<&Map<String, Value>>, via_oathkeeper: bool) -> bool {
@@ -293,9 +304,29 @@ pub(super) fn decide(
         }
     };
 
+    // The workload's CUSTOM policies (extAuth), before the ALLOW ones, as Istio orders them.
+    let host_ok = rules.policy_host.as_ref().is_none_or(|h| h.matches(&req.authority));
+    let customs = rules.rules.iter().filter(|r| r.service == *workload && !r.ext_authz.is_empty());
+    for r in customs.filter(|r| host_ok && r.targets(&req.method, &normalized)) {
+        for provider in &r.ext_authz {
+            let (url, token) = provider.key();
+            let Some(answer) = memory.answers.lookup(&url, &token, now_ms) else {
+                return Decision::NeedCall { call: Box::new(provider.call(req)) };
+            };
+            match provider.judge(&answer) {
+                ext_authz::Verdict::Allowed(headers) => mutated.extend(headers),
+                ext_authz::Verdict::Denied { status, headers, body } => {
+                    let reason = format!("extAuth authorizer {} answered {status}", provider.name);
+                    let response = Response { status, headers, body };
+                    return Decision::Deny { rule: Some(r.id.clone()), reason, response };
+                }
+            }
+        }
+    }
+
     // The workload's ALLOW AuthorizationPolicies: any one admitting the request is enough.
     let claims = verified.as_ref().map(|v| &v.claims);
-    let allowed = rules.policy_host.as_ref().is_none_or(|h| h.matches(&req.authority))
+    let allowed = host_ok
         && rules
             .rules
             .iter()

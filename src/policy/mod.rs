@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 use regex_lite::Regex;
 
-use crate::introspect::{Answers, Call, IntrospectionRule};
+use crate::calls::{Answers, Call, IntrospectionRule};
 use crate::jwt::cache::VerifiedTokens;
 use crate::jwt::JwtRule;
 use crate::keys::KeyStore;
@@ -199,7 +199,7 @@ pub enum Decision {
     /// Keys for these JWKS URLs are needed; decide again when they arrive (or failed).
     NeedKeys { urls: Vec<String> },
     /// This introspection call must be made; decide again with its answer.
-    NeedCall { call: Call },
+    NeedCall { call: Box<Call> },
 }
 
 impl Decision {

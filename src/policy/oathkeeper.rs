@@ -5,7 +5,7 @@
 use super::mutator::Session;
 use super::response::{self, ErrorStyle};
 use super::{AccessRule, Authenticator, Decision, HostPolicy, Memory, Mutator, Policy, Route, RouteAction, RuleId};
-use crate::introspect::Verdict;
+use crate::calls::Verdict;
 use crate::jwt::{self, AuthOutcome};
 use crate::keys::KeyStore;
 use crate::request::path;
@@ -136,7 +136,7 @@ pub(super) fn access_stage(
 /// configured prefix); otherwise the endpoint's answer, from this request's own call or a kept
 /// one, judged by the rule; no answer yet means the call must be made (`Err(NeedCall)`).
 fn introspect(
-    rule: &crate::introspect::IntrospectionRule,
+    rule: &crate::calls::IntrospectionRule,
     req: &Request,
     now_ms: u64,
     memory: &mut Memory<'_>,
@@ -149,12 +149,12 @@ fn introspect(
         if rule.preserve_host {
             call.headers.push(("x-forwarded-host".into(), req.authority.clone()));
         }
-        return Err(Decision::NeedCall { call });
+        return Err(Decision::NeedCall { call: Box::new(call) });
     };
     let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     match rule.check(&answer, now_secs) {
         Verdict::Allowed { subject, extra } => {
-            if let (Some(ttl), crate::introspect::Answer::Ok(claims)) = (rule.cache_ttl_ms, &answer) {
+            if let (Some(ttl), crate::calls::Answer::Ok(claims)) = (rule.cache_ttl_ms, &answer) {
                 // Kept no longer than the token lives.
                 let exp_ms = claims
                     .get("exp")

@@ -1,6 +1,7 @@
 //! Oathkeeper's `oauth2_introspection` authenticator (RFC 7662; reference §2.7, §2.9, §4) as a
 //! pure part: the request the host dispatches, the checks on the answer, and a bounded cache of
 //! answers keyed by (introspection URL, token), never by the token alone (GHSA-4mq7-pvjg-xp2r).
+//! `Call`, `Answer` and `Answers` serve `ext_authz` too.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -30,14 +31,26 @@ pub struct IntrospectionRule {
     pub preserve_host: bool,
 }
 
-/// One dispatched introspection call: what the host sends, and the key its answer is kept under.
+/// One dispatched call: where it goes, what the host sends, and the key its answer is found
+/// under (`url`, `token`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
     pub url: String,
     pub token: String,
+    pub target: Target,
     pub headers: Vec<(String, String)>,
-    /// `application/x-www-form-urlencoded`: `token=...` (and `scope=...` for strategy `none`).
+    /// Introspection: `application/x-www-form-urlencoded` `token=...` (and `scope=...` for
+    /// strategy `none`); ext_authz: empty.
     pub body: Vec<u8>,
+}
+
+/// Whom a call is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// POST to the introspection endpoint of `url`.
+    Introspection,
+    /// The request's method and this path at the named `extAuth` provider.
+    ExtAuthz { provider: String, method: String, path: String },
 }
 
 /// What came back from the endpoint.
@@ -49,6 +62,8 @@ pub enum Answer {
     TooManyRequests,
     /// Any other status, a body that is not a JSON object, a timeout or no connection.
     Failed(String),
+    /// An ext_authz answer: the status (0: no answer), the headers and body as they came.
+    Http { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
 }
 
 /// The verdict of the checks, as Oathkeeper's statuses (§2.7).
@@ -75,7 +90,13 @@ impl IntrospectionRule {
         let mut headers: Vec<(String, String)> =
             self.headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-type")).cloned().collect();
         headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
-        Call { url: self.url.clone(), token: token.to_owned(), headers, body: body.into_bytes() }
+        Call {
+            url: self.url.clone(),
+            token: token.to_owned(),
+            target: Target::Introspection,
+            headers,
+            body: body.into_bytes(),
+        }
     }
 
     /// Oathkeeper's checks, in its order: token_use, active, exp, audience, issuer, scopes.
@@ -85,6 +106,7 @@ impl IntrospectionRule {
             Answer::Ok(c) => c,
             Answer::TooManyRequests => return deny(429, "introspection endpoint answered 429"),
             Answer::Failed(why) => return deny(500, &format!("introspection failed: {why}")),
+            Answer::Http { .. } => return deny(500, "introspection got an answer of another kind"),
         };
         let str_of = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
         let token_use = str_of("token_use");
