@@ -24,8 +24,14 @@ pub struct Provider {
     pub headers_to_downstream_on_deny: Vec<String>,
 }
 
-/// Headers Envoy's HTTP ext_authz always sends (besides method, path and host).
-const ALWAYS_SENT: [&str; 2] = ["authorization", "content-length"];
+/// Headers Envoy's HTTP ext_authz always sends besides method, path and host (the check carries
+/// no body, so not the request's `content-length`).
+const ALWAYS_SENT: [&str; 1] = ["authorization"];
+
+/// Bodies of the replies Envoy makes up itself when a call finds no authorizer (no connection, no
+/// healthy host, timeout): these are "no answer", never the authorizer's own verdict.
+const ENVOY_LOCAL_REPLIES: [&[u8]; 3] =
+    [b"upstream connect error", b"no healthy upstream", b"upstream request timeout"];
 
 /// The verdict of an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +76,11 @@ impl Provider {
         let pick = |names: &[String]| -> Vec<(String, String)> {
             headers.iter().filter(|(k, _)| names.iter().any(|n| n.eq_ignore_ascii_case(k))).cloned().collect()
         };
+        let envoys_own = matches!(*status, 503 | 504) && ENVOY_LOCAL_REPLIES.iter().any(|r| body.starts_with(r));
         match *status {
             200 => Verdict::Allowed(pick(&self.headers_to_upstream_on_allow)),
             0 => forbidden(),
+            _ if envoys_own => forbidden(),
             s => Verdict::Denied { status: s, headers: pick(&self.headers_to_downstream_on_deny), body: body.clone() },
         }
     }
@@ -125,5 +133,9 @@ mod tests {
             Verdict::Denied { status: 401, headers: vec![("x-reason".into(), "no".into())], body: b"nope".to_vec() }
         );
         assert!(matches!(p.judge(&http(0)), Verdict::Denied { status: 403, .. }), "no answer");
+        let envoy = Answer::Http { status: 503, headers: vec![], body: b"upstream connect error or disconnect".to_vec() };
+        assert!(matches!(p.judge(&envoy), Verdict::Denied { status: 403, .. }), "Envoy's own 503 is no answer");
+        let own = Answer::Http { status: 503, headers: vec![], body: b"maintenance".to_vec() };
+        assert!(matches!(p.judge(&own), Verdict::Denied { status: 503, .. }), "the authorizer's 503 is its verdict");
     }
 }

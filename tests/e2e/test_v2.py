@@ -10,6 +10,7 @@ import pytest
 from harness import apirules as A
 from harness import tokens as T
 from harness.checks import assert_forwarded, assert_route_404
+from harness.servers import AuthorizerServer
 
 KEYS = "/v2/keys"
 ISSUER = "https://idp.v2.test"
@@ -57,13 +58,26 @@ RULES = [
                    "request": {"headers": {"X-Env": "prod", "X-User": "gateway"}, "cookies": {"session": "s1", "a": "b"}}}]),
     v2("wild", [{"path": "/*", "methods": ["GET"], "noAuth": True}], hosts=["*.wild.v2.test"]),
     v2("short", [{"path": "/*", "methods": ["GET"], "noAuth": True}], hosts=["shorty"]),
+    v2("ext", [{"path": "/*", "methods": ["GET", "POST"], "extAuth": {"authorizers": ["authz"]}}]),
 ]
+
+EXT_AUTH = {"providers": {"authz": {
+    "cluster": "authz", "pathPrefix": "/check", "includeRequestHeadersInCheck": ["x-verdict"],
+    "headersToUpstreamOnAllow": ["x-authz-user"], "headersToDownstreamOnDeny": ["x-reason"]}}}
 
 
 @pytest.fixture(scope="module")
-def gw(launcher, jwks_server, keys):
+def authz():
+    srv = AuthorizerServer().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(launcher, jwks_server, keys, authz):
     jwks_server.serve(KEYS, T.jwks(keys.rsa.jwk(), keys.ec.jwk()))
-    g = launcher(A.plugin_config(RULES, jwks_paths=[KEYS], default_domain="v2.test"), name="v2")
+    cfg = A.plugin_config(RULES, jwks_paths=[KEYS], default_domain="v2.test", extAuth=EXT_AUTH)
+    g = launcher(cfg, name="v2", clusters={"authz": authz.address})
     yield g
     g.stop()
 
@@ -163,3 +177,30 @@ def test_short_host_takes_the_default_domain(gw):
 
 def test_host_with_port_is_403(gw):
     assert_rbac_403(gw.get("/one/x", host=host("ops") + ":443"))
+
+
+def test_ext_auth_allows_with_the_authorizers_headers(gw, authz):
+    seen = assert_forwarded(gw.request("POST", "/orders?x=1", host=host("ext"), data=b"{}"), method="POST")
+    assert seen.header_values("x-authz-user") == ["alice"]
+    assert not seen.has_header("x-not-forwarded")
+    check = authz.checks[-1]
+    assert (check["method"], check["path"]) == ("POST", "/check/orders?x=1")
+
+
+def test_ext_auth_denies_with_the_authorizers_answer(gw, authz):
+    r = gw.get("/orders", host=host("ext"), headers={"x-verdict": "401"})
+    assert r.status == 401, r
+    assert r.body == b"denied by the authorizer"
+    assert r.header("x-reason") == "verdict"
+    assert r.header("x-not-returned") is None
+    assert not r.reached_upstream
+
+
+def test_ext_auth_unreachable_is_403(gw, authz):
+    authz.stop()
+    try:
+        r = gw.get("/orders", host=host("ext"))
+        assert r.status == 403, r
+        assert not r.reached_upstream
+    finally:
+        authz.start()

@@ -331,3 +331,52 @@ class IntrospectionServer(_Base):
             if self.status is not None:
                 return self.status, {"error": "server_error"}
             return 200, self._answers.get(form.get("token"), {"active": False})
+
+
+# ---------------------------------------------------------------------------------------------
+# ext_authz authorizer
+
+
+class _AuthorizerHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _handle(self):
+        owner = self.server.owner
+        _read_body(self)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with owner._lock:
+            owner.checks.append({"method": self.command, "path": self.path, "headers": headers})
+        verdict = headers.get("x-verdict", "allow")
+        if verdict == "allow":
+            status, extra, body = 200, {"x-authz-user": "alice", "x-not-forwarded": "1"}, b""
+        else:
+            status, extra, body = int(verdict), {"x-reason": "verdict", "x-not-returned": "1"}, b"denied by the authorizer"
+        self.close_connection = True
+        try:
+            self.send_response(status)
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+
+
+class AuthorizerServer(_Base):
+    """An HTTP ext_authz authorizer: allows unless the checked request carries `x-verdict: <status>`
+    (then answers that status); on allow it returns `x-authz-user: alice` (and a header the provider
+    config does not forward). Every check is logged (`checks`)."""
+
+    handler_class = _AuthorizerHandler
+
+    def __init__(self, port=None):
+        super().__init__(port)
+        self._lock = threading.Lock()
+        self.checks = []
