@@ -167,7 +167,7 @@ fn parse_jwk(jwk: &Value) -> Option<Jwk> {
                 return None;
             }
             let x = b64_member(jwk, "x")?;
-            jwt_simple::prelude::Ed25519PublicKey::from_bytes(&x).ok()?;
+            ed25519_compact::PublicKey::from_slice(&x).ok()?;
             PublicKey::Ed25519(x)
         }
         "oct" => {
