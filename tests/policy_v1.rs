@@ -587,3 +587,35 @@ fn mutators_apply_in_order_and_noop_changes_nothing() {
     let set = set_headers_of(&decide(rules, &get("/x")));
     assert_eq!(set.iter().filter(|(k, _)| k == "x-a").collect::<Vec<_>>(), vec![&("x-a".to_owned(), "2".to_owned())]);
 }
+
+// --- v1beta1 stored as v2 (api-gateway >= 3.4) ----------------------------------------------------
+
+#[test]
+fn a_v1beta1_apirule_exported_from_a_current_cluster_is_decided_as_v1beta1() {
+    // What `kubectl get apirule -o yaml` returns for a v1beta1 APIRule on Kyma >= 3.4.
+    let v1 = apirule(
+        "stored",
+        HOST,
+        json!([rule("/public/.*", &["GET"], "no_auth", None), jwt_rule("/api/.*", &["GET"], json!({}))]),
+    );
+    let stored = json!({
+        "apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
+        "metadata": {"name": "stored", "namespace": "default", "annotations": {
+            "gateway.kyma-project.io/original-version": "v1beta1",
+            "gateway.kyma-project.io/v1beta1-spec": v1["spec"].to_string()}},
+        "spec": {}
+    });
+    let cfg = load(vec![stored.clone()]);
+    assert_eq!(status(&cfg.policy.decide(&get("/public/x"), NOW_MS, &default_cache())), 200);
+    let Decision::Deny { response, .. } = cfg.policy.decide(&get("/api/x"), NOW_MS, &default_cache()) else {
+        panic!("denied")
+    };
+    assert_eq!(response.status, 401, "Oathkeeper's answer to a missing token, not Istio's 403");
+    let ok = bearer(get("/api/x"), &rs256(good_claims()));
+    assert_eq!(status(&cfg.policy.decide(&ok, NOW_MS, &default_cache())), 200);
+
+    let mut broken = stored;
+    broken["metadata"]["annotations"]["gateway.kyma-project.io/v1beta1-spec"] = json!("{not json");
+    let e = try_load(json!({"apiRules": [broken]})).unwrap_err().to_string();
+    assert!(e.contains("metadata.annotations: gateway.kyma-project.io/v1beta1-spec is not JSON"), "{e}");
+}

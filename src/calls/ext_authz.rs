@@ -133,7 +133,8 @@ mod tests {
             Verdict::Denied { status: 401, headers: vec![("x-reason".into(), "no".into())], body: b"nope".to_vec() }
         );
         assert!(matches!(p.judge(&http(0)), Verdict::Denied { status: 403, .. }), "no answer");
-        let envoy = Answer::Http { status: 503, headers: vec![], body: b"upstream connect error or disconnect".to_vec() };
+        let envoy =
+            Answer::Http { status: 503, headers: vec![], body: b"upstream connect error or disconnect".to_vec() };
         assert!(matches!(p.judge(&envoy), Verdict::Denied { status: 403, .. }), "Envoy's own 503 is no answer");
         let own = Answer::Http { status: 503, headers: vec![], body: b"maintenance".to_vec() };
         assert!(matches!(p.judge(&own), Verdict::Denied { status: 503, .. }), "the authorizer's 503 is its verdict");

@@ -75,7 +75,50 @@ fn label(item: &Value, fallback: &str) -> String {
     }
 }
 
+/// Annotations with which Kyma (api-gateway >= 3.4) stores a v1beta1 APIRule as v2: the
+/// resource a user exports then reads `apiVersion: v2` and `spec: {}`, and carries its v1beta1
+/// spec in an annotation.
+const ORIGINAL_VERSION: &str = "gateway.kyma-project.io/original-version";
+const V1BETA1_SPEC: &str = "gateway.kyma-project.io/v1beta1-spec";
+
+/// The v1beta1 APIRule a stored-as-v2 resource stands for, if it is one.
+fn stored_v1beta1(item: &Value) -> Option<Result<Value, String>> {
+    let annotations = item.get("metadata")?.get("annotations")?;
+    if annotations.get(ORIGINAL_VERSION)?.as_str()? != "v1beta1" {
+        return None;
+    }
+    let spec_is_empty = item.get("spec").is_none_or(|s| s.as_object().is_some_and(|o| o.is_empty()));
+    if !spec_is_empty {
+        return None;
+    }
+    let Some(text) = annotations.get(V1BETA1_SPEC).and_then(Value::as_str) else {
+        return Some(Err(format!(
+            "has {ORIGINAL_VERSION}: v1beta1 and an empty spec, but no {V1BETA1_SPEC} annotation"
+        )));
+    };
+    let spec: Value = match serde_json::from_str(text) {
+        Ok(spec) => spec,
+        Err(e) => return Some(Err(format!("{V1BETA1_SPEC} is not JSON: {e}"))),
+    };
+    let mut v1 = item.clone();
+    if let Some(obj) = v1.as_object_mut() {
+        obj.insert("apiVersion".into(), Value::from(V1BETA1));
+        obj.insert("spec".into(), spec);
+    }
+    Some(Ok(v1))
+}
+
 pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache) -> Result<Compiled, ConfigError> {
+    if let Some(v1) = stored_v1beta1(item.value) {
+        let resource = label(item.value, &item.path);
+        let v1 = v1.map_err(|m| ConfigError::new(&resource, "metadata.annotations", m))?;
+        // Errors then point into the annotation's spec (`spec.rules[0]...` of the v1beta1 form).
+        return compile_resource(&Node::at(&v1, item.path.clone(), item.resource()), options, paths);
+    }
+    compile_resource(item, options, paths)
+}
+
+fn compile_resource(item: &Node<'_>, options: &Options, paths: &mut PathCache) -> Result<Compiled, ConfigError> {
     let resource = label(item.value, &item.path);
     let root = Node::root(item.value, &resource);
     root.object()?;

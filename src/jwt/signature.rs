@@ -60,7 +60,8 @@ pub fn verify_signature(alg: Algorithm, key: &PublicKey, compact: &str) -> Resul
         (Algorithm::EdDSA, PublicKey::Ed25519(k)) => {
             let (signing_input, sig) = jws_parts(compact)?;
             let key = ed25519_compact::PublicKey::from_slice(k).map_err(|_| bad("unusable Ed25519 key"))?;
-            let sig = ed25519_compact::Signature::from_slice(&sig).map_err(|_| bad("EdDSA signature is not 64 bytes"))?;
+            let sig =
+                ed25519_compact::Signature::from_slice(&sig).map_err(|_| bad("EdDSA signature is not 64 bytes"))?;
             key.verify(signing_input, &sig).map_err(|_| bad("EdDSA signature does not verify"))
         }
         _ => Err(SignatureError(format!("{} cannot be verified with a {:?} key", alg.name(), key.family()))),
