@@ -56,6 +56,21 @@ def _read_body(handler):
     return handler.rfile.read(n) if n else b""
 
 
+def _respond(handler, status, body, headers=()):
+    """One answer per connection (every call is a new connection, so stop() is immediate)."""
+    handler.close_connection = True
+    try:
+        handler.send_response(status)
+        for k, v in headers:
+            handler.send_header(k, v)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(body)
+    except OSError:
+        pass
+
+
 class _Base:
     """Start/stop a ThreadingHTTPServer on a fixed port (stop makes the port refuse connections;
     start binds the same port again)."""
@@ -211,17 +226,7 @@ class _JwksHandler(BaseHTTPRequestHandler):
             self._send(404, b"no such JWKS path", "text/plain")
 
     def _send(self, code, body, ctype):
-        # One request per connection: every fetch is a new connection, so stop() is immediate.
-        self.close_connection = True
-        try:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass
+        _respond(self, code, body, [("Content-Type", ctype)])
 
 
 class JwksServer(_Base):
@@ -290,17 +295,7 @@ class _IntrospectionHandler(BaseHTTPRequestHandler):
         from urllib.parse import parse_qs
         form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
         status, doc = owner._answer(self.path, form, dict(self.headers.items()))
-        payload = json.dumps(doc).encode()
-        self.close_connection = True
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            pass
+        _respond(self, status, json.dumps(doc).encode(), [("Content-Type", "application/json")])
 
 
 class IntrospectionServer(_Base):
@@ -354,17 +349,7 @@ class _AuthorizerHandler(BaseHTTPRequestHandler):
             status, extra, body = 200, {"x-authz-user": "alice", "x-not-forwarded": "1"}, b""
         else:
             status, extra, body = int(verdict), {"x-reason": "verdict", "x-not-returned": "1"}, b"denied by the authorizer"
-        self.close_connection = True
-        try:
-            self.send_response(status)
-            for k, v in extra.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass
+        _respond(self, status, body, extra.items())
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
