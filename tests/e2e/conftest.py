@@ -62,6 +62,7 @@ def keys():
         ec=SigningKey.ec("ec-1"),
         ec384=SigningKey.ec("ec-384", curve="P-384"),
         oct=SigningKey.oct("oct-1"),
+        ed25519=SigningKey.ed25519("ed-1"),
     )
 
 

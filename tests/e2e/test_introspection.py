@@ -33,6 +33,9 @@ RULES = [
     A.apirule("cached", "cached.test",
               A.rule("/.*", ["GET"], S("oauth2_introspection", {
                   "introspection_url": url("/a"), "cache": {"enabled": True, "ttl": "60s"}}))),
+    A.apirule("pipeline", "pipeline.test",
+              A.rule("/.*", ["GET"], A.jwt(["/introspection/keys"]), S("oauth2_introspection", {
+                  "introspection_url": url("/a")}))),
     A.apirule("elsewhere", "elsewhere.test",
               A.rule("/.*", ["GET"], S("oauth2_introspection", {
                   "introspection_url": url("/b"), "cache": {"enabled": True, "ttl": "60s"}}))),
@@ -40,8 +43,10 @@ RULES = [
 
 
 @pytest.fixture(scope="module")
-def gw(launcher, idp):
-    cfg = A.plugin_config(RULES, introspection={"clusters": {url("/a"): "idp", url("/b"): "idp"}})
+def gw(launcher, idp, jwks_server, keys):
+    jwks_server.serve("/introspection/keys", {"keys": [keys.rsa.jwk()]})
+    cfg = A.plugin_config(RULES, jwks_paths=["/introspection/keys"],
+                          introspection={"clusters": {url("/a"): "idp", url("/b"): "idp"}})
     g = launcher(cfg, name="introspection", clusters={"idp": idp.address})
     yield g
     g.stop()
@@ -104,3 +109,11 @@ def test_the_cache_is_keyed_by_url_and_token(gw, idp):
     idp.answer("tok-cache", {"active": False})
     assert_json_error(gw.get("/x", host="elsewhere.test", token="tok-cache"), 401)
     assert idp.calls_for("tok-cache")[-1]["path"] == "/b"
+
+
+def test_case_19_opaque_token_with_jwt_then_introspection_is_401_from_jwt(gw, idp):
+    """Oathkeeper v0.38's jwt authenticator does not fall through on a token it cannot parse, so
+    the introspection behind it is never asked."""
+    idp.answer("opaque-19", GOOD)
+    assert_json_error(gw.get("/x", host="pipeline.test", token="opaque-19"), 401)
+    assert idp.calls_for("opaque-19") == []

@@ -40,7 +40,8 @@ CONFIGS = {
     "none": {"scope_strategy": "none", "required_scope": ["x"]},
     "nonenoreq": {"scope_strategy": "none"},
     "es": {"allowed_algorithms": ["ES256"]},
-    "algs": {"allowed_algorithms": ["RS384", "RS512", "PS256", "PS384", "PS512", "ES384", "HS256"]},
+    "algs": {"allowed_algorithms": ["RS384", "RS512", "PS256", "PS384", "PS512", "ES384", "HS256", "HS384", "HS512",
+                                    "EdDSA"]},
     "hs": {"allowed_algorithms": ["RS256", "HS256"]},
     "xtoken": {"token_from": {"header": "X-Token"}},
     "lowerauth": {"token_from": {"header": "authorization"}},
@@ -245,9 +246,11 @@ def test_hs256_with_oct_key_when_allowed(gw, keys):
 
 @pytest.mark.parametrize("alg,key", [("RS384", "rsa"), ("RS512", "rsa"), ("PS256", "rsa"),
                                      ("PS384", "rsa"), ("PS512", "rsa"), ("ES384", "ec384"),
-                                     ("HS256", "oct")])
+                                     ("HS256", "oct"), ("HS384", "oct"), ("HS512", "oct"), ("EdDSA", "ed25519")])
 def test_supported_algorithms(gw, keys, alg, key):
-    ok(gw, "algs", T.mint(getattr(keys, key), T.std_claims(), alg=alg))
+    tok = T.mint(getattr(keys, key), T.std_claims(), alg=alg)
+    ok(gw, "algs", tok)
+    denied(gw, "algs", T.tamper(tok))
 
 
 def test_case_39_key_only_in_second_jwks_url(gw, keys):
@@ -455,7 +458,7 @@ def skew_gw(launcher, jwks_server, keys):
 
 
 def jwks_server_doc(keys):
-    return T.jwks(keys.rsa.jwk(), keys.ec.jwk(), keys.ec384.jwk(), keys.oct.jwk(),
+    return T.jwks(keys.rsa.jwk(), keys.ec.jwk(), keys.ec384.jwk(), keys.oct.jwk(), keys.ed25519.jwk(),
                   keys.rsa2.jwk(kid="rsa-nouse", use=None), keys.rsa2.jwk(kid="rsa-enc", use="enc"))
 
 

@@ -23,7 +23,7 @@ import types
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness import gateway as gw
 from harness.istio_schema import validate_istio
@@ -42,10 +42,8 @@ UPSTREAM_HEADERS = ("x-forwarded-host", "authorization", "x-token", "cookie", "x
 
 @pytest.fixture(scope="module")
 def peer_keys(keys):
-    """The session's signing keys plus a P-521 key for ES512 and an Ed25519 key for EdDSA (the
-    session has neither)."""
-    return types.SimpleNamespace(**vars(keys), ec521=SigningKey("EC", "ec-521", ec.generate_private_key(ec.SECP521R1())),
-                                 ed25519=SigningKey("OKP", "ed-1", ed25519.Ed25519PrivateKey.generate()))
+    """The session's signing keys (Ed25519 among them) plus a P-521 key for ES512."""
+    return types.SimpleNamespace(**vars(keys), ec521=SigningKey("EC", "ec-521", ec.generate_private_key(ec.SECP521R1())))
 
 
 def _serve_jwks(jwks_server, keys):

@@ -29,7 +29,7 @@ class SigningKey:
     """A private key with a kid; `jwk()` gives its public JWK for a JWKS document."""
 
     def __init__(self, kind, kid, private, secret=None):
-        self.kind = kind          # "RSA", "EC" or "oct"
+        self.kind = kind          # "RSA", "EC", "OKP" (Ed25519) or "oct"
         self.kid = kid
         self.private = private    # cryptography private key, or bytes for oct
         self.secret = secret
@@ -42,6 +42,11 @@ class SigningKey:
     def ec(cls, kid, curve="P-256"):
         c = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1()}[curve]
         return cls("EC", kid, ec.generate_private_key(c))
+
+    @classmethod
+    def ed25519(cls, kid):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        return cls("OKP", kid, Ed25519PrivateKey.generate())
 
     @classmethod
     def oct(cls, kid, secret=b"0123456789abcdef0123456789abcdef-e2e-hmac-secret"):
@@ -61,6 +66,8 @@ class SigningKey:
             d = _ALGS["RS256"].to_jwk(self.public, as_dict=True)
         elif self.kind == "EC":
             d = _ALGS["ES256"].to_jwk(self.public, as_dict=True)
+        elif self.kind == "OKP":
+            d = _ALGS["EdDSA"].to_jwk(self.public, as_dict=True)
         else:
             d = {"kty": "oct", "k": b64url(self.secret)}
         d = {k: v for k, v in d.items() if k not in ("key_ops", "alg", "use", "kid")}
