@@ -431,8 +431,12 @@ impl Modulus {
         // for the column that computes m[x].
         scratch.clear();
         scratch.resize(3 * (k + PAD), 0);
-        let (a_fwd, rest) = scratch.split_at_mut(k + PAD);
-        let (b_rev, m_rev) = rest.split_at_mut(k + PAD);
+        let Some((a_fwd, rest)) = scratch.split_at_mut_checked(k + PAD) else {
+            return;
+        };
+        let Some((b_rev, m_rev)) = rest.split_at_mut_checked(k + PAD) else {
+            return;
+        };
         a_fwd.iter_mut().zip(a).for_each(|(d, &s)| *d = s);
         b_rev.iter_mut().zip(b.unwrap_or(a).iter().rev()).for_each(|(d, &s)| *d = s);
         let (n0, n0_inv) = (u64::from(n.first().copied().unwrap_or(0)), u64::from(self.n0_inv));
