@@ -31,9 +31,10 @@ const MASK: u64 = (1 << W) - 1;
 /// is below 2^28, and 2 * 120 products below 2^56 plus one carry below 2^36 stay below 2^64.
 const CARRY_EVERY: usize = 120;
 /// Largest modulus `Modulus::new` takes, in limbs (RSA keys stop at 4096 bits, 147 limbs). In
-/// `mont_mul_cols` a lane of a column's sum takes at most ceil(k / 2) products below 2^56, and a
-/// lane of a square's cross products at most ceil(k / 4), doubled: below 2^64 for k <= 512.
-const MAX_LIMBS: usize = 512;
+/// `mont_mul_cols` a lane of a column's sum takes ceil(k / 2) products below 2^56 of a * b and as
+/// many of n * m (a square: ceil(k / 4) below 2^57 instead of the a * b ones): below 2^64 for
+/// k <= 256.
+const MAX_LIMBS: usize = 256;
 
 /// The modulus and the constants Montgomery multiplication needs, fixed per key.
 #[derive(Clone, PartialEq, Eq)]
@@ -266,16 +267,16 @@ mod portable {
     }
 }
 
-/// The dot products x . y and z . w of quads (all four equally long), added to `acc`, in two
-/// lanes each: one loop for both, as the two sums of a column share their range.
+/// acc + x . y + z . w over quads (x, y equally many, z, w equally many), in two lanes.
 #[inline(always)]
-fn dot2(acc: (Pair, Pair), x: &[[u32; 4]], y: &[[u32; 4]], z: &[[u32; 4]], w: &[[u32; 4]]) -> (Pair, Pair) {
-    let (mut xy, mut zw) = acc;
-    for (((x, y), z), w) in x.iter().zip(y).zip(z).zip(w) {
-        xy = mac(xy, Quad::load(x), Quad::load(y));
-        zw = mac(zw, Quad::load(z), Quad::load(w));
+fn dot2(mut acc: Pair, x: &[[u32; 4]], y: &[[u32; 4]], z: &[[u32; 4]], w: &[[u32; 4]]) -> Pair {
+    for (x, y) in x.iter().zip(y) {
+        acc = mac(acc, Quad::load(x), Quad::load(y));
     }
-    (xy, zw)
+    for (z, w) in z.iter().zip(w) {
+        acc = mac(acc, Quad::load(z), Quad::load(w));
+    }
+    acc
 }
 
 /// The first `quads` quads of `x` from limb `at` (`None` past the end).
@@ -421,8 +422,11 @@ impl Modulus {
     /// sums a[j] * b[x-j] and n[j] * m[x-j] over j; for x < k, m[x] is then chosen to clear it,
     /// and for x >= k it is result limb x - k; its carry moves to column x + 1. With b and m
     /// stored reversed, both sums are dot products of contiguous limbs, four per `i64x2.extmul`
-    /// pair, and the sums stay in registers. For a square, the products a[j] * a[x-j] with
-    /// j < x - j are summed once and doubled, plus a[x/2]^2: a quarter fewer products in all.
+    /// pair, summed in one register. For a square, the products a[j] * 2a[x-j] with j < x - j,
+    /// plus a[x/2]^2: a quarter fewer products in all. Most of the time left at 2048 bits is not
+    /// the products but the ~100 scalar instructions each column costs around its loops (in V8,
+    /// with the loops emptied a verification still takes ~40% of its time); pairing columns to
+    /// share a loop saved only ~2%.
     fn mont_mul_cols(&self, out: &mut [u32], a: &[u32], b: Option<&[u32]>, scratch: &mut Vec<u32>) {
         let n = self.n.as_slice();
         let k = n.len();
@@ -438,7 +442,9 @@ impl Modulus {
             return;
         };
         a_fwd.iter_mut().zip(a).for_each(|(d, &s)| *d = s);
-        b_rev.iter_mut().zip(b.unwrap_or(a).iter().rev()).for_each(|(d, &s)| *d = s);
+        // For a square, 2a reversed: each cross product is then taken once, already doubled.
+        let double = u32::from(b.is_none());
+        b_rev.iter_mut().zip(b.unwrap_or(a).iter().rev()).for_each(|(d, &s)| *d = s << double);
         let (n0, n0_inv) = (u64::from(n.first().copied().unwrap_or(0)), u64::from(self.n0_inv));
         let mut carry = 0u64;
         for x in 0..2 * k - 1 {
@@ -446,39 +452,41 @@ impl Modulus {
             let (lo, hi) = (x.saturating_sub(k - 1), x.min(k - 1));
             let rev = k - 1 + lo - x;
             let q = (hi + 1 - lo).div_ceil(4);
-            let (Some(a_q), Some(b_q)) = (quads(a_fwd, lo, q), quads(b_rev, rev, q)) else {
-                return;
-            };
             let (Some(n_q), Some(m_q)) = (quads(&self.n_padded, lo, q), quads(m_rev, rev, q)) else {
                 return;
             };
-            let (low, high) = if b.is_some() {
-                let (ab, nm) = dot2((Pair::ZERO, Pair::ZERO), a_q, b_q, n_q, m_q);
-                let ([p0, p1], [q0, q1]) = (ab.lanes(), nm.lanes());
-                split_sum([p0, p1, q0, q1, carry])
-            } else {
-                // The products a[j] * a[x-j] with j < x - j, no more: past them the quads do not
-                // multiply zeros. They fill `cross` lanes, the first `full` quads whole.
-                let cross = x.div_ceil(2).saturating_sub(lo);
-                let full = cross / 4;
-                let (a_full, a_rest) = a_q.split_at_checked(full).unwrap_or_default();
-                let (b_full, b_rest) = b_q.split_at_checked(full).unwrap_or_default();
-                let (n_full, n_rest) = n_q.split_at_checked(full).unwrap_or_default();
-                let (m_full, m_rest) = m_q.split_at_checked(full).unwrap_or_default();
-                let (mut aa, mut nm) = dot2((Pair::ZERO, Pair::ZERO), a_full, b_full, n_full, m_full);
-                if let (Some(a_part), Some(b_part), 1..) = (a_rest.first(), b_rest.first(), cross % 4) {
-                    aa = mac(aa, Quad::load(a_part).keep(cross % 4), Quad::load(b_part));
+            let (acc, diag) = match b {
+                Some(_) => {
+                    let (Some(a_q), Some(b_q)) = (quads(a_fwd, lo, q), quads(b_rev, rev, q)) else {
+                        return;
+                    };
+                    (dot2(Pair::ZERO, a_q, b_q, n_q, m_q), 0)
                 }
-                for (n, m) in n_rest.iter().zip(m_rest) {
-                    nm = mac(nm, Quad::load(n), Quad::load(m));
+                None => {
+                    // The products a[j] * 2a[x-j] with j < x - j, no more: past them the quads
+                    // do not multiply zeros. They fill `cross` lanes; the last quad is masked.
+                    let cross = x.div_ceil(2).saturating_sub(lo);
+                    let c = cross / 4;
+                    let (Some(a_q), Some(b_q)) = (quads(a_fwd, lo, c), quads(b_rev, rev, c)) else {
+                        return;
+                    };
+                    let mut acc = dot2(Pair::ZERO, a_q, b_q, n_q, m_q);
+                    let (Some(a_part), Some(b_part)) = (quads(a_fwd, lo + 4 * c, 1), quads(b_rev, rev + 4 * c, 1))
+                    else {
+                        return;
+                    };
+                    if let ([a_part], [b_part], 1..) = (a_part, b_part, cross % 4) {
+                        acc = mac(acc, Quad::load(a_part).keep(cross % 4), Quad::load(b_part));
+                    }
+                    let diag = match x % 2 {
+                        0 => a.get(x / 2).map_or(0, |&d| u64::from(d) * u64::from(d)),
+                        _ => 0,
+                    };
+                    (acc, diag)
                 }
-                let diag = match x % 2 {
-                    0 => a.get(x / 2).map_or(0, |&d| u64::from(d) * u64::from(d)),
-                    _ => 0,
-                };
-                let ([p0, p1], [q0, q1]) = (aa.lanes(), nm.lanes());
-                split_sum([p0 << 1, p1 << 1, diag, q0, q1, carry])
             };
+            let [l0, l1] = acc.lanes();
+            let (low, high) = split_sum([l0, l1, diag, carry]);
             if x < k {
                 let m = (low * n0_inv) & MASK;
                 if let Some(slot) = m_rev.get_mut(k - 1 - x) {
@@ -592,7 +600,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for bytes in [1usize, 4, 7, 8, 15, 64, 128, 255, 256, 257, 384, 511, 512] {
+        for bytes in [1usize, 4, 7, 8, 15, 64, 128, 255, 256, 257, 384, 511, 512, 896] {
             for _ in 0..4 {
                 let mut n_be: Vec<u8> = (0..bytes).map(|_| next() as u8).collect();
                 n_be[0] |= 0x80;
@@ -634,9 +642,9 @@ mod tests {
         assert!(Modulus::new(&[4]).is_none());
         assert!(Modulus::new(&[1]).is_none());
         assert!(Modulus::new(&[]).is_none());
-        // Above MAX_LIMBS (512 limbs of 28 bits): refused rather than risking lane overflow.
-        assert!(Modulus::new(&[0xff; 1792]).is_some());
-        assert!(Modulus::new(&[0xff; 1793]).is_none());
+        // Above MAX_LIMBS (256 limbs of 28 bits): refused rather than risking lane overflow.
+        assert!(Modulus::new(&[0xff; 896]).is_some());
+        assert!(Modulus::new(&[0xff; 897]).is_none());
     }
 
     fn strip(b: &[u8]) -> Vec<u8> {
