@@ -16,10 +16,11 @@
 //! - `mont_mul_cols`, product scanning, for wasm with simd128 (the filter's build): each result
 //!   limb is two dot products of contiguous limbs, four products per `i64x2.extmul` low/high
 //!   pair, summed in registers; squarings (16 of the 17 products for e = 65537) compute each
-//!   cross product once. In V8 (node 20) an RSA-2048 verification takes ~0.86x the time of
-//!   `mont_mul_rows`, RSA-4096 ~0.70x: the extmul lanes cost about what scalar multiplies do (V8
-//!   spends two shuffles per extmul), so the gain is mostly the squaring's quarter fewer
-//!   products. Native tests run the same algorithm on plain-integer lanes (`portable`).
+//!   cross product once. In V8 (node 20) an RSA-2048 verification takes ~0.8-0.85x the time of
+//!   `mont_mul_rows`, RSA-4096 ~0.65-0.7x: per product the extmul lanes cost about what scalar
+//!   multiplies do (V8 spends two shuffles per extmul), so the gain is mostly the squaring's
+//!   quarter fewer products. Native tests run the same algorithm on plain-integer lanes
+//!   (`portable`).
 //!
 //! Only public data passes through here (modulus, exponent, signature), so nothing is
 //! constant-time. Numbers are little-endian limb vectors; `R = 2^(28*k)` for a `k`-limb modulus.
@@ -338,7 +339,7 @@ impl Modulus {
     }
 
     /// out = a * b * R^-1 mod n, for a, b < n (all `limbs()` long). `scratch` is working space,
-    /// kept by the caller so that a exponentiation allocates it once.
+    /// kept by the caller so that an exponentiation allocates it once.
     fn mont_mul(&self, out: &mut [u32], a: &[u32], b: &[u32], scratch: &mut Vec<u32>) {
         if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
             self.mont_mul_cols(out, a, Some(b), scratch);
