@@ -30,7 +30,7 @@ lint-tools:
 
 wasm: $(WASM)
 
-$(WASM): Cargo.toml Cargo.lock $(shell find src -name '*.rs') | wasm-target
+$(WASM): Cargo.toml Cargo.lock .cargo/config.toml $(shell find src -name '*.rs') | wasm-target
 	cargo build --locked --target $(TARGET) --release --lib
 	@ls -l $(WASM)
 
@@ -99,7 +99,7 @@ EMPTY_WASM := target/empty-filter/$(TARGET)/release/empty_filter.wasm
 .PHONY: bench-empty-filter
 bench-empty-filter: $(EMPTY_WASM)
 
-$(EMPTY_WASM): bench/empty-filter/Cargo.toml bench/empty-filter/Cargo.lock bench/empty-filter/src/lib.rs | wasm-target
+$(EMPTY_WASM): bench/empty-filter/Cargo.toml bench/empty-filter/Cargo.lock bench/empty-filter/src/lib.rs .cargo/config.toml | wasm-target
 	cargo build --locked --target $(TARGET) --release --manifest-path bench/empty-filter/Cargo.toml \
 	  --target-dir target/empty-filter
 	@ls -l $(EMPTY_WASM)
