@@ -22,7 +22,7 @@ use apirule_wasm::jwt::rsa::{HashAlg, RsaPublicKey};
 use apirule_wasm::jwt::signature::verify_signature;
 use apirule_wasm::jwt::token;
 use apirule_wasm::keys::KeyCache;
-use apirule_wasm::policy::request::Request;
+use apirule_wasm::request::Request;
 use apirule_wasm::policy::Decision;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
