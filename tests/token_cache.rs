@@ -71,7 +71,7 @@ fn a_cached_verdict_stands_in_for_the_signature() {
     let forged = format!("{}.AAAA", rs256(good_claims()).rsplit_once('.').unwrap().0);
     let claims = good_claims().as_object().unwrap().clone();
     let mut tokens = VerifiedTokens::new(16);
-    let verified = Rc::new(Verified { alg: Algorithm::RS256, kid: "k1".into(), claims });
+    let verified = Rc::new(Verified { alg: Algorithm::RS256, kid: "k1".into(), claims, by_oathkeeper_key: true });
     tokens.insert(&forged, verified, &set, None);
     let req = bearer(get("/a"), &forged);
     assert_eq!(status(&cfg.policy.decide_cached(&req, NOW_MS, &keys, &mut tokens)), 200);
@@ -102,7 +102,12 @@ fn a_verdict_is_not_used_for_a_rule_with_other_key_sets() {
     let forged = format!("{}.AAAA", rs256(good_claims()).rsplit_once('.').unwrap().0);
     let claims = good_claims().as_object().unwrap().clone();
     let mut tokens = VerifiedTokens::new(16);
-    tokens.insert(&forged, Rc::new(Verified { alg: Algorithm::RS256, kid: "k1".into(), claims }), &set_a, None);
+    tokens.insert(
+        &forged,
+        Rc::new(Verified { alg: Algorithm::RS256, kid: "k1".into(), claims, by_oathkeeper_key: true }),
+        &set_a,
+        None,
+    );
     assert_eq!(answer(&cfg, &keys, &mut tokens, "/a", &forged, NOW_MS), 200);
     let d = cfg.policy.decide_cached(&bearer(get("/other-keys"), &forged), NOW_MS, &keys, &mut tokens);
     assert_eq!(status(&d), 401, "{d:?}");
@@ -204,4 +209,35 @@ fn the_cache_size_is_a_plugin_option() {
     assert!(e.unwrap_err().to_string().contains("tokenCache.maxEntries: must be an integer from 0 to 100000"));
     let e = try_load(json!({"apiRules": [apirule("a", HOST, rules)], "tokenCache": {"size": 1}}));
     assert!(e.unwrap_err().to_string().contains("tokenCache.size: unknown field"));
+}
+
+#[test]
+fn a_token_verified_the_v2_way_never_stands_in_for_a_v1_rule() {
+    // One JWKS URL and issuer under a v1beta1 and a v2 APIRule, one cache. The set holds our key
+    // without a kid and another key under kid k1. A token with kid k1 signed by our key verifies
+    // under v2 (Envoy tries every key whose kid fits, a kid-less one included) and is cached;
+    // under v1 Oathkeeper takes the key named k1, which did not sign it: still 401.
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let other = rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("data/rsa_pool/rsa_2048_e65537.pem")).unwrap();
+    let mut ours = rsa_public_jwk("unused");
+    ours.as_object_mut().unwrap().remove("kid");
+    let theirs = json!({"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
+                        "n": b64(&other.n().to_bytes_be()), "e": b64(&other.e().to_bytes_be())});
+    let keys = cache_with(json!({"keys": [ours, theirs]}));
+    let v2 = json!({
+        "apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
+        "metadata": {"name": "v2", "namespace": "default"},
+        "spec": {"hosts": ["v2.example.com"], "service": {"name": "httpbin", "port": 8000},
+                 "gateway": "kyma-system/kyma-gateway",
+                 "rules": [{"path": "/a", "methods": ["GET"],
+                            "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]}
+    });
+    let cfg = load(vec![apirule("httpbin", HOST, json!([jwt_rule("/a", json!({}))])), v2]);
+    let mut tokens = VerifiedTokens::new(16);
+    let token = rs256(good_claims());
+    let on_v2 = bearer(apirule_wasm::request::Request::new("GET", "v2.example.com", "/a"), &token);
+    assert_eq!(status(&cfg.policy.decide_cached(&on_v2, NOW_MS, &keys, &mut tokens)), 200);
+    assert_eq!(tokens.len(), 1, "cached by the v2 rule");
+    assert_eq!(answer(&cfg, &keys, &mut tokens, "/a", &token, NOW_MS), 401, "k1 did not sign it");
 }

@@ -36,6 +36,10 @@ pub struct Verified {
     pub alg: Algorithm,
     pub kid: String,
     pub claims: Map<String, Value>,
+    /// Verified with the key Oathkeeper selects (a `kid`, the first key with it and `use: sig`).
+    /// APIRule v2 tokens are verified Envoy's way (any key of the set whose kid and type fit), so
+    /// their verdict never stands in for a v1 rule's.
+    pub by_oathkeeper_key: bool,
 }
 
 #[derive(Debug)]
@@ -149,7 +153,7 @@ mod tests {
     use super::*;
 
     fn verified() -> Rc<Verified> {
-        Rc::new(Verified { alg: Algorithm::RS256, kid: "k".into(), claims: Map::new() })
+        Rc::new(Verified { alg: Algorithm::RS256, kid: "k".into(), claims: Map::new(), by_oathkeeper_key: true })
     }
 
     #[test]

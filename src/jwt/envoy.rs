@@ -149,7 +149,7 @@ fn verify(
             verify_signature(alg, parsed.kid.as_deref(), &set, compact)?;
             let expires_at = claims::expiry(&parsed.claims);
             let kid = parsed.kid.clone().unwrap_or_default();
-            let v = Rc::new(Verified { alg, kid, claims: parsed.claims });
+            let v = Rc::new(Verified { alg, kid, claims: parsed.claims, by_oathkeeper_key: false });
             if let Ok(exp) = expires_at {
                 tokens.insert(compact, Rc::clone(&v), &set, exp);
             }

@@ -95,8 +95,9 @@ fn verify(
 ) -> Result<Rc<Verified>, Failure> {
     let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     let verified = match tokens.get(compact, now_secs) {
-        // The cached verdict holds only if this rule would pick a key of that same key set.
-        Some((verified, set)) => {
+        // The cached verdict holds only if this rule would pick a key of that same key set, the
+        // way Oathkeeper picks it.
+        Some((verified, set)) if verified.by_oathkeeper_key => {
             let found = find_key(rule, allowed(rule, verified.alg.name())?, &verified.kid, now_ms, keys)?;
             if Rc::ptr_eq(&found.set, &set) {
                 verified
@@ -104,7 +105,7 @@ fn verify(
                 verify_uncached(rule, compact, now_ms, keys, tokens)?
             }
         }
-        None => verify_uncached(rule, compact, now_ms, keys, tokens)?,
+        _ => verify_uncached(rule, compact, now_ms, keys, tokens)?,
     };
     let claims = &verified.claims;
     claims::check_times(claims, now_secs, skew_secs).map_err(|e| Failure::Reject(e.0))?;
@@ -147,7 +148,7 @@ fn verify_uncached(
     signature::verify_signature(alg, &jwk.key, compact)
         .map_err(|e| Failure::Reject(format!("bad signature: {}", e.0)))?;
     let expires_at = claims::expiry(&token.claims);
-    let verified = Rc::new(Verified { alg, kid, claims: token.claims });
+    let verified = Rc::new(Verified { alg, kid, claims: token.claims, by_oathkeeper_key: true });
     if let Ok(expires_at) = expires_at {
         tokens.insert(compact, Rc::clone(&verified), &found.set, expires_at);
     }
