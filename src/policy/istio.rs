@@ -49,10 +49,13 @@ pub enum PolicyHost {
 
 impl PolicyHost {
     fn matches(&self, authority: &str) -> bool {
-        let authority = authority.to_ascii_lowercase();
+        // Compared in place: this runs on every request of the host, and needs no lower-case copy.
         match self {
-            PolicyHost::Exact(h) => authority == *h,
-            PolicyHost::Suffix(s) => authority.len() > s.len() && authority.ends_with(s.as_str()),
+            PolicyHost::Exact(h) => authority.eq_ignore_ascii_case(h),
+            PolicyHost::Suffix(s) => {
+                let start = authority.len().saturating_sub(s.len());
+                start > 0 && authority.get(start..).is_some_and(|tail| tail.eq_ignore_ascii_case(s))
+            }
         }
     }
 }
