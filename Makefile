@@ -117,14 +117,15 @@ clean:
 .PHONY: test-wasm-crypto
 test-wasm-crypto: venv-test wasm-target
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tools/wasi_run.py" \
-		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof --test p256_wycheproof -- --show-output
+		cargo test --locked --target wasm32-wasip1 --test rsa_wycheproof --test ecdsa_wycheproof -- --show-output
 
-# Differential fuzzing of the RSA and P-256 verifiers against the rsa and p256 crates (cargo-fuzz;
+# Differential fuzzing of the RSA and ECDSA verifiers against the rsa, p256, p384 and p521 crates (cargo-fuzz;
 # needs the nightly toolchain), each bounded to FUZZ_SECONDS. No sanitizer: the code under test is
 # safe Rust, and instrumented bignum code is slow enough already. `make test` runs the same
-# comparisons over seeded inputs (tests/rsa_differential.rs, tests/p256_differential.rs).
+# comparisons over seeded inputs (tests/rsa_differential.rs, tests/p256_differential.rs,
+# tests/ecdsa_differential.rs).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := rsa_differential p256_differential
+FUZZ_TARGETS := rsa_differential p256_differential ecdsa_differential
 .PHONY: fuzz
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked

@@ -100,9 +100,13 @@ fn signing_input(token: &str) -> &[u8] {
 }
 
 /// `rsa_wasm_bench [--verify] [BITS...]`: only these key sizes (2048, 3072, 4096; default all);
-/// `--verify` skips the decision (and minting its tokens).
+/// `--verify` skips the decision (and minting its tokens). `rsa_wasm_bench ec`: the ECDSA
+/// verifiers instead (ES256, ES384, ES512).
 fn main() {
     let mut only: Vec<String> = std::env::args().skip(1).collect();
+    if only.iter().any(|a| a == "ec") {
+        return ecdsa();
+    }
     let verify_only = only.iter().any(|a| a == "--verify");
     only.retain(|a| a != "--verify");
     let keys = [
@@ -140,6 +144,43 @@ fn main() {
         if bits == "2048" && !verify_only {
             decide_path(&pair, &n, &e);
         }
+    }
+}
+
+/// ECDSA verification with a prepared key, and the key's setup (curve check and table), on the
+/// first valid vector of each Wycheproof P1363 set (no EC signing crate is built for wasm here).
+fn ecdsa() {
+    use apirule_wasm::jwt::ecdsa::{EcPublicKey, P384, P521};
+    use apirule_wasm::jwt::p256::P256PublicKey;
+    use wycheproof::ecdsa::{TestName, TestSet};
+
+    for (alg, set) in [
+        ("ES256", TestName::EcdsaSecp256r1Sha256P1363),
+        ("ES384", TestName::EcdsaSecp384r1Sha384P1363),
+        ("ES512", TestName::EcdsaSecp521r1Sha512P1363),
+    ] {
+        let set = TestSet::load(set).unwrap();
+        let group = &set.test_groups[0];
+        let test = group.tests.iter().find(|t| t.result == wycheproof::TestResult::Valid).unwrap();
+        let (key, msg, sig) = (&group.key.key[..], &test.msg[..], &test.sig[..]);
+        let (setup_us, verify_us) = match alg {
+            "ES256" => {
+                let k = P256PublicKey::from_sec1(key).unwrap();
+                let setup = per_call_us(5, |_| drop(black_box(P256PublicKey::from_sec1(key).unwrap())));
+                (setup, per_call_us(20, |_| k.verify_sha256(black_box(msg), sig).unwrap()))
+            }
+            "ES384" => {
+                let k = EcPublicKey::from_sec1(&P384, key).unwrap();
+                let setup = per_call_us(5, |_| drop(black_box(EcPublicKey::from_sec1(&P384, key).unwrap())));
+                (setup, per_call_us(10, |_| k.verify(black_box(msg), sig).unwrap()))
+            }
+            _ => {
+                let k = EcPublicKey::from_sec1(&P521, key).unwrap();
+                let setup = per_call_us(5, |_| drop(black_box(EcPublicKey::from_sec1(&P521, key).unwrap())));
+                (setup, per_call_us(5, |_| k.verify(black_box(msg), sig).unwrap()))
+            }
+        };
+        println!("{alg}: verify {verify_us:.1} us; key setup {setup_us:.1} us");
     }
 }
 

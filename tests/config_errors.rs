@@ -99,8 +99,10 @@ fn jwt_config_types() {
     assert!(e.contains("config.required_scope[0]: must be a string"), "{e}");
     let e = error_for(jwt(json!({"jwks_urls": [JWKS_URL], "scope_strategy": "fuzzy"})));
     assert!(e.contains("config.scope_strategy: must be one of"), "{e}");
-    let e = error_for(jwt(json!({"jwks_urls": [JWKS_URL], "allowed_algorithms": ["ES512"]})));
-    assert!(e.contains("config.allowed_algorithms[0]: ES512 is not supported"), "{e}");
+    for alg in ["ES256K", "none", "es256"] {
+        let e = error_for(jwt(json!({"jwks_urls": [JWKS_URL], "allowed_algorithms": ["RS256", alg]})));
+        assert!(e.contains(&format!("config.allowed_algorithms[1]: {alg} is not supported")), "{e}");
+    }
     let e = error_for(jwt(json!({"jwks_urls": [JWKS_URL], "token_from": {"header": "a", "cookie": "b"}})));
     assert!(e.contains("config.token_from: must have exactly one of"), "{e}");
     let e = error_for(jwt(json!({"jwks_urls": [JWKS_URL], "trusted_issuer": ["x"]})));

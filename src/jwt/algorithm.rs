@@ -12,6 +12,7 @@ pub enum Algorithm {
     PS512,
     ES256,
     ES384,
+    ES512,
     HS256,
     HS384,
     HS512,
@@ -24,12 +25,13 @@ pub enum KeyFamily {
     Rsa,
     EcP256,
     EcP384,
+    EcP521,
     Symmetric,
     Ed25519,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 12] = [
+    pub const ALL: [Algorithm; 13] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -38,6 +40,7 @@ impl Algorithm {
         Algorithm::PS512,
         Algorithm::ES256,
         Algorithm::ES384,
+        Algorithm::ES512,
         Algorithm::HS256,
         Algorithm::HS384,
         Algorithm::HS512,
@@ -59,6 +62,7 @@ impl Algorithm {
             Algorithm::PS512 => "PS512",
             Algorithm::ES256 => "ES256",
             Algorithm::ES384 => "ES384",
+            Algorithm::ES512 => "ES512",
             Algorithm::HS256 => "HS256",
             Algorithm::HS384 => "HS384",
             Algorithm::HS512 => "HS512",
@@ -76,6 +80,7 @@ impl Algorithm {
             | Algorithm::PS512 => KeyFamily::Rsa,
             Algorithm::ES256 => KeyFamily::EcP256,
             Algorithm::ES384 => KeyFamily::EcP384,
+            Algorithm::ES512 => KeyFamily::EcP521,
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => KeyFamily::Symmetric,
             Algorithm::EdDSA => KeyFamily::Ed25519,
         }

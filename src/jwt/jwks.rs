@@ -8,6 +8,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::algorithm::KeyFamily;
+use super::ecdsa::{EcPublicKey, P384PublicKey, P521PublicKey, P384, P521};
 use super::p256::P256PublicKey;
 use super::rsa::RsaPublicKey;
 
@@ -31,8 +32,9 @@ pub enum PublicKey {
     /// Validated (on the curve) and with its lookup table built when the set is parsed: the
     /// table costs about eight verifications to build, so it is built once per key.
     EcP256(Arc<P256PublicKey>),
-    /// SEC1 uncompressed point (0x04 || x || y).
-    EcP384(Vec<u8>),
+    /// Validated (on the curve) with its window table, like P-256.
+    EcP384(Arc<P384PublicKey>),
+    EcP521(Arc<P521PublicKey>),
     Symmetric(Vec<u8>),
     /// The 32-byte Ed25519 public key (`OKP`, `crv: Ed25519`).
     Ed25519(Vec<u8>),
@@ -44,6 +46,7 @@ impl PublicKey {
             PublicKey::Rsa(_) => KeyFamily::Rsa,
             PublicKey::EcP256(_) => KeyFamily::EcP256,
             PublicKey::EcP384(_) => KeyFamily::EcP384,
+            PublicKey::EcP521(_) => KeyFamily::EcP521,
             PublicKey::Symmetric(_) => KeyFamily::Symmetric,
             PublicKey::Ed25519(_) => KeyFamily::Ed25519,
         }
@@ -141,25 +144,31 @@ fn parse_jwk(jwk: &Value) -> Option<Jwk> {
             PublicKey::Rsa(Arc::new(key))
         }
         "EC" => {
-            let (size, p384) = match jwk.get("crv")?.as_str()? {
-                "P-256" => (32, false),
-                "P-384" => (48, true),
+            let size = match jwk.get("crv")?.as_str()? {
+                "P-256" => 32,
+                "P-384" => 48,
+                "P-521" => 66,
                 _ => return None,
             };
             let x = b64_member(jwk, "x")?;
             let y = b64_member(jwk, "y")?;
-            if x.len() != size || y.len() != size {
+            // RFC 7518 wants full-size coordinates, but tools that drop leading zero bytes publish
+            // shorter ones (half of all P-521 keys have a zero top byte). Envoy's jwt_authn takes
+            // them; so does the filter, as the same integers. Longer ones are refused.
+            if x.is_empty() || y.is_empty() || x.len() > size || y.len() > size {
                 return None;
             }
             let mut point = Vec::with_capacity(1 + 2 * size);
             point.push(0x04);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            if p384 {
-                PublicKey::EcP384(point)
-            } else {
-                // A point off the curve (or otherwise invalid) is skipped like any malformed key.
-                PublicKey::EcP256(Arc::new(P256PublicKey::from_sec1(&point).ok()?))
+            for coordinate in [&x, &y] {
+                point.resize(point.len() + size - coordinate.len(), 0);
+                point.extend_from_slice(coordinate);
+            }
+            // A point off the curve (or otherwise invalid) is skipped like any malformed key.
+            match size {
+                32 => PublicKey::EcP256(Arc::new(P256PublicKey::from_sec1(&point).ok()?)),
+                48 => PublicKey::EcP384(Arc::new(EcPublicKey::from_sec1(&P384, &point).ok()?)),
+                _ => PublicKey::EcP521(Arc::new(EcPublicKey::from_sec1(&P521, &point).ok()?)),
             }
         }
         "OKP" => {

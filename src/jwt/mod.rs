@@ -4,6 +4,7 @@
 pub mod algorithm;
 pub mod cache;
 pub mod claims;
+pub mod ecdsa;
 pub mod envoy;
 pub mod extract;
 pub mod jwks;

@@ -61,6 +61,7 @@ def keys():
         rsa_other=SigningKey.rsa("rsa-1"),  # same kid as `rsa`, different key: forged tokens
         ec=SigningKey.ec("ec-1"),
         ec384=SigningKey.ec("ec-384", curve="P-384"),
+        ec521=SigningKey.ec("ec-521", curve="P-521"),
         oct=SigningKey.oct("oct-1"),
         ed25519=SigningKey.ed25519("ed-1"),
     )

@@ -40,8 +40,8 @@ CONFIGS = {
     "none": {"scope_strategy": "none", "required_scope": ["x"]},
     "nonenoreq": {"scope_strategy": "none"},
     "es": {"allowed_algorithms": ["ES256"]},
-    "algs": {"allowed_algorithms": ["RS384", "RS512", "PS256", "PS384", "PS512", "ES384", "HS256", "HS384", "HS512",
-                                    "EdDSA"]},
+    "algs": {"allowed_algorithms": ["RS384", "RS512", "PS256", "PS384", "PS512", "ES384", "ES512", "HS256", "HS384",
+                                    "HS512", "EdDSA"]},
     "hs": {"allowed_algorithms": ["RS256", "HS256"]},
     "xtoken": {"token_from": {"header": "X-Token"}},
     "lowerauth": {"token_from": {"header": "authorization"}},
@@ -230,6 +230,9 @@ def test_case_45_alg_and_key_type_must_agree(gw, keys):
     denied(gw, "basic", T.mint(keys.rsa, T.std_claims(), kid="oct-1"))
     # ES384 token whose kid names the P-256 key
     denied(gw, "algs", T.mint(keys.ec384, T.std_claims(), alg="ES384", kid="ec-1"))
+    # ES512 (P-521 key, SHA-512) whose kid names the P-384 key, and ES384 naming the P-521 key
+    denied(gw, "algs", T.mint(keys.ec521, T.std_claims(), alg="ES512", kid="ec-384"))
+    denied(gw, "algs", T.mint(keys.ec384, T.std_claims(), alg="ES384", kid="ec-521"))
 
 
 def test_case_46_hs256_with_rsa_public_key_alg_confusion(gw, keys):
@@ -246,7 +249,7 @@ def test_hs256_with_oct_key_when_allowed(gw, keys):
 
 @pytest.mark.parametrize("alg,key", [("RS384", "rsa"), ("RS512", "rsa"), ("PS256", "rsa"),
                                      ("PS384", "rsa"), ("PS512", "rsa"), ("ES384", "ec384"),
-                                     ("HS256", "oct"), ("HS384", "oct"), ("HS512", "oct"), ("EdDSA", "ed25519")])
+                                     ("ES512", "ec521"), ("HS256", "oct"), ("HS384", "oct"), ("HS512", "oct"), ("EdDSA", "ed25519")])
 def test_supported_algorithms(gw, keys, alg, key):
     tok = T.mint(getattr(keys, key), T.std_claims(), alg=alg)
     ok(gw, "algs", tok)
@@ -458,7 +461,7 @@ def skew_gw(launcher, jwks_server, keys):
 
 
 def jwks_server_doc(keys):
-    return T.jwks(keys.rsa.jwk(), keys.ec.jwk(), keys.ec384.jwk(), keys.oct.jwk(), keys.ed25519.jwk(),
+    return T.jwks(keys.rsa.jwk(), keys.ec.jwk(), keys.ec384.jwk(), keys.ec521.jwk(), keys.oct.jwk(), keys.ed25519.jwk(),
                   keys.rsa2.jwk(kid="rsa-nouse", use=None), keys.rsa2.jwk(kid="rsa-enc", use="enc"))
 
 

@@ -19,15 +19,12 @@ peer/istio.py; none of it changes a decision for these probes.
 """
 import os
 import re
-import types
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness import gateway as gw
 from harness.istio_schema import validate_istio
-from harness.tokens import SigningKey
 from peer import istio, kyma
 from peer.probes import ISSUERS, JWKS_HOST, PROBES, P, jwks_of, materialise
 from tools.stack.procs import StartupError
@@ -38,12 +35,6 @@ with open(os.path.join(HERE, "peer", "apirules.yaml")) as f:
 JWKS_CLUSTER = istio.jwks_cluster(f"http://{JWKS_HOST}/")
 # What the backend sees that the APIRules decide: compared when both sides forward a request.
 UPSTREAM_HEADERS = ("x-forwarded-host", "authorization", "x-token", "cookie", "x-peer-set", "x-peer-host")
-
-
-@pytest.fixture(scope="module")
-def peer_keys(keys):
-    """The session's signing keys (Ed25519 among them) plus a P-521 key for ES512."""
-    return types.SimpleNamespace(**vars(keys), ec521=SigningKey("EC", "ec-521", ec.generate_private_key(ec.SECP521R1())))
 
 
 def _serve_jwks(jwks_server, keys):
@@ -57,9 +48,9 @@ def workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def native(artifacts, recorder, jwks_server, peer_keys, workdir):
+def native(artifacts, recorder, jwks_server, keys, workdir):
     """Envoy with Istio's filters and routes for APIRULES."""
-    _serve_jwks(jwks_server, peer_keys)
+    _serve_jwks(jwks_server, keys)
     resources = kyma.istio_resources(APIRULES)
     cfg = istio.envoy_config(resources, services=kyma.services(APIRULES), route_cluster="backend",
                              passthrough_cluster="backend", trusted_peers=(kyma.INGRESS_GATEWAY_PRINCIPAL,))
@@ -89,11 +80,11 @@ class Wasm:
 
 
 @pytest.fixture(scope="module")
-def wasm(artifacts, recorder, jwks_server, peer_keys, workdir):
+def wasm(artifacts, recorder, jwks_server, keys, workdir):
     """Envoy with the filter. An APIRule the filter refuses is a divergence in itself (Kyma accepts
     every one of them); it is left out and Envoy started again, so the comparison still covers the
     others."""
-    _serve_jwks(jwks_server, peer_keys)
+    _serve_jwks(jwks_server, keys)
     accepted, refused = list(APIRULES), {}
     while accepted:
         try:
@@ -181,41 +172,41 @@ def test_case_63_covered_path_after_a_general_one_is_refused():
     kyma.validate(specific_first)
 
 
-def test_native_peer_matches_the_reference(native, peer_keys):
+def test_native_peer_matches_the_reference(native, keys):
     """The cases 61-73 and §3.5 statements the reference decides, against the native Envoy: proof
     that the translation in tests/e2e/peer is Istio's."""
     wrong = []
     for probe in (p for p in PROBES if p.case):
-        r = send(native, probe, peer_keys)
+        r = send(native, probe, keys)
         if r.status != probe.expect or backend_violation(r):
             wrong.append(_probe_line(probe, f"case {probe.case}", f"expected {probe.expect}",
                                      f"native {r.status}", backend_violation(r) or "") + f" body={r.text[:80]!r}")
     assert not wrong, "native peer disagrees with the reference:\n" + "\n".join(wrong)
 
 
-def test_native_peer_never_forwards_a_denied_request(native, peer_keys):
+def test_native_peer_never_forwards_a_denied_request(native, keys):
     """Every probe against the native Envoy alone: only the statuses the peer can give (400: Envoy's
     HTTP codec refuses a lowercase method before any filter), and the backend sees exactly the
     forwarded requests."""
     bad = []
     for probe in PROBES:
-        r = send(native, probe, peer_keys)
+        r = send(native, probe, keys)
         if r.status not in (200, 400, 401, 403, 404) or backend_violation(r):
             bad.append(_probe_line(probe, f"native {r.status}", backend_violation(r) or "unexpected status"))
     assert not bad, "\n".join(bad)
 
 
-def test_wildcard_host_and_setters_reach_the_backend_natively(native, peer_keys):
+def test_wildcard_host_and_setters_reach_the_backend_natively(native, keys):
     """The VirtualService's header setters as the backend sees them (what the comparison of
     upstream headers relies on): x-forwarded-host is the request's authority for a wildcard host,
     the rule's headers and cookies replace the client's."""
-    seen = send(native, P("wild", "GET", "/w", "valid", host="a.wild.peer.test"), peer_keys).seen
+    seen = send(native, P("wild", "GET", "/w", "valid", host="a.wild.peer.test"), keys).seen
     assert seen.header_values("x-forwarded-host") == ["a.wild.peer.test"]
-    seen = send(native, P("setters", "GET", "/set", headers={"X-Peer-Set": "client", "Cookie": "c=1"}), peer_keys).seen
+    seen = send(native, P("setters", "GET", "/set", headers={"X-Peer-Set": "client", "Cookie": "c=1"}), keys).seen
     assert seen.header_values("x-peer-set") == ["from-rule"]
     assert seen.header_values("cookie") == ["lang=en; session=abc"]
     assert seen.header_values("x-forwarded-host") == ["setters.peer.test"]
-    seen = send(native, P("operators", "GET", "/op"), peer_keys).seen
+    seen = send(native, P("operators", "GET", "/op"), keys).seen
     assert seen.header_values("x-peer-host") == ["operators.peer.test"]
 
 
@@ -228,12 +219,11 @@ def test_wildcard_host_and_setters_reach_the_backend_natively(native, peer_keys)
 EXPECTED_DIVERGENCES = {
     ("paths", "paths.peer.test./exact", "none"): (200, 403, "a trailing-dot host is held to the APIRule (deny), Istio routes it elsewhere"),
     ("paths", "paths.peer.test./exact", "valid"): (200, 403, "a trailing-dot host is held to the APIRule (deny), Istio routes it elsewhere"),
-    ("ec", "ec.peer.test/ec", "valid(E)/ES512"): (200, 401, "ES512 (P-521) is not verified by the filter yet"),
     ("ec", "ec.peer.test/ec", "valid(E)/ES512@P-256"): (200, 401, "RFC 7518 ties ES512 to P-521; Envoy accepts a P-256 key"),
 }
 
 
-def test_filter_answers_every_probe_as_the_native_peer(native, wasm, peer_keys):
+def test_filter_answers_every_probe_as_the_native_peer(native, wasm, keys):
     """The differential: every probe to both Envoys. One line per divergence: APIRule, method,
     host and path, token kind, native status, wasm status; and every request either side let
     through where it should not have (or that did not reach the backend though allowed), or
@@ -248,15 +238,15 @@ def test_filter_answers_every_probe_as_the_native_peer(native, wasm, peer_keys):
         count = sum(p.apirule == name for p in PROBES)
         refused.append(f"APIRule {name} refused by the filter ({count} probes not compared): {reason}")
     for probe in PROBES:
-        request = materialise(probe, peer_keys)
-        n = send(native, probe, peer_keys, request)
+        request = materialise(probe, keys)
+        n = send(native, probe, keys, request)
         why = backend_violation(n)
         if why:
             backend.append(_probe_line(probe, f"native: {why}"))
         if probe.apirule in wasm.refused:
             status.append(_probe_line(probe, f"native {n.status}", "wasm refused the APIRule"))
             continue
-        w = send(wasm.gateway, probe, peer_keys, request)
+        w = send(wasm.gateway, probe, keys, request)
         expected = EXPECTED_DIVERGENCES.get((probe.apirule, f"{probe.host_header}{probe.path}", probe.token_label))
         if expected is not None:
             seen_expected.add((probe.apirule, f"{probe.host_header}{probe.path}", probe.token_label))

@@ -40,7 +40,7 @@ class SigningKey:
 
     @classmethod
     def ec(cls, kid, curve="P-256"):
-        c = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1()}[curve]
+        c = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}[curve]
         return cls("EC", kid, ec.generate_private_key(c))
 
     @classmethod
