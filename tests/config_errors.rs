@@ -197,12 +197,23 @@ fn plugin_options() {
     let rules = json!([rule("/.*", &["GET"], "jwt", Some(jwt_config(json!({}))))]);
     let ok = json!({"apiRules": [apirule("a", HOST, rules.clone())],
         "jwks": {"clusters": {JWKS_URL: "idp"}, "cacheTtlSeconds": 60, "fetchTimeoutMs": 500,
-                 "maxStaleSeconds": 120, "minRefetchSeconds": 5},
+                 "maxStaleSeconds": 120, "minRefetchSeconds": 5, "maxWaitMs": 250,
+                 "minCacheTtlSeconds": 10, "maxCacheTtlSeconds": 600},
         "clockSkewSeconds": 10});
     let cfg = try_load(ok).unwrap();
     assert_eq!(cfg.jwks[JWKS_URL].cluster, "idp");
     assert_eq!(cfg.cache.ttl_ms, 60_000);
     assert_eq!(cfg.cache.fetch_timeout_ms, 500);
+    assert_eq!((cfg.cache.max_wait_ms, cfg.cache.min_ttl_ms, cfg.cache.max_ttl_ms), (250, 10_000, 600_000));
+    assert_eq!((cfg.cache.max_stale_ms, cfg.cache.min_refetch_ms), (120_000, 5_000));
+    let defaults = try_load(json!({"apiRules": [apirule("a", HOST, rules.clone())]})).unwrap().cache;
+    assert_eq!(defaults, apirule_wasm::keys::CacheSettings::default());
+    assert_eq!((defaults.max_wait_ms, defaults.fetch_timeout_ms, defaults.min_refetch_ms), (1_000, 10_000, 10_000));
+    let bounds = json!({"minCacheTtlSeconds": 700, "maxCacheTtlSeconds": 600});
+    let e = error_of(json!({"apiRules": [apirule("a", HOST, rules.clone())], "jwks": bounds}));
+    assert!(e.contains("jwks.minCacheTtlSeconds: must not be above maxCacheTtlSeconds"), "{e}");
+    let e = error_of(json!({"apiRules": [apirule("a", HOST, rules.clone())], "jwks": {"maxWaitMs": 60_001}}));
+    assert!(e.contains("jwks.maxWaitMs: must be an integer from 0 to 60000"), "{e}");
     assert_eq!(cfg.policy.clock_skew_secs, 10);
     let e = error_of(
         json!({"apiRules": [apirule("a", HOST, rules.clone())], "jwks": {"clusters": {"https://typo/keys": "idp"}}}),

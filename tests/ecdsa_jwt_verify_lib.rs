@@ -53,7 +53,7 @@ const ES256_NO_KID: &str = concat!(
 /// An APIRule v2 over one issuer, with the key set already fetched.
 struct Gateway {
     cfg: apirule_wasm::config::Config,
-    keys: apirule_wasm::keys::KeyCache,
+    jwks: Value,
 }
 
 impl Gateway {
@@ -66,11 +66,12 @@ impl Gateway {
             "spec": {"hosts": [HOST], "service": {"name": "httpbin", "port": 8000},
                      "gateway": "kyma-system/kyma-gateway", "rules": [rule]}
         });
-        Gateway { cfg: load(vec![apirule]), keys: cache_with(jwks) }
+        Gateway { cfg: load(vec![apirule]), jwks }
     }
 
     fn status(&self, token: &str) -> u16 {
-        status(&self.cfg.policy.decide(&bearer(get("/x"), token), NOW_MS, &self.keys))
+        let mut keys = cache_with(self.jwks.clone());
+        status(&decide_refetching(&self.cfg.policy, &bearer(get("/x"), token), NOW_MS, &mut keys, &self.jwks))
     }
 }
 

@@ -50,7 +50,7 @@ fn v2_status(jwks: Value, token: &str) -> u16 {
                  "gateway": "kyma-system/kyma-gateway", "rules": [rule]}
     });
     let cfg = load(vec![apirule]);
-    status(&cfg.policy.decide(&bearer(get("/x"), token), NOW_MS, &cache_with(jwks)))
+    status(&decide_refetching(&cfg.policy, &bearer(get("/x"), token), NOW_MS, &mut cache_with(jwks.clone()), &jwks))
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use apirule_wasm::keys::KeyCache;
+use apirule_wasm::keys::{FetchReason, FetchedOnce, KeyCache};
 use apirule_wasm::policy::Decision;
 use apirule_wasm::request::Request;
 use common::*;
@@ -282,7 +282,7 @@ fn first_url_wins_even_when_a_later_set_arrived_first() {
     cache2.fetch_started(second, NOW_MS);
     cache2.fetch_succeeded(second, set(json!({"keys": [rsa_public_jwk("k1")]})), NOW_MS);
     cache2.fetch_started(JWKS_URL, NOW_MS);
-    cache2.fetch_failed(JWKS_URL, "down".into(), NOW_MS + 5);
+    cache2.fetch_failed(JWKS_URL, "down", NOW_MS + 5, 0);
     assert_eq!(status(&cfg.policy.decide(&req, NOW_MS + 5, &cache2)), 200);
 }
 
@@ -298,17 +298,21 @@ fn case_41_unknown_kid_refetches_once_then_denies() {
     let mut cache = default_cache();
     let token = mint(json!({"alg": "RS256", "kid": "rotated"}), good_claims(), Signer::Rsa);
     let req = bearer(get("/headers"), &token);
-    // Within min_refetch of the last fetch: no refetch, deny at once.
-    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS + 1, &cache)), 401);
-    // Later: the filter asks for a refetch ...
-    let later = NOW_MS + 60_000;
-    assert_eq!(cfg.policy.decide(&req, later, &cache), Decision::NeedKeys { urls: vec![JWKS_URL.into()] });
-    // ... and after it (still without the kid) denies.
-    cache.fetch_started(JWKS_URL, later);
-    cache.fetch_succeeded(JWKS_URL, Default::default(), later + 5);
-    let d = cfg.policy.decide(&req, later + 5, &cache);
+    // Right after the scheduled fetch, the first unknown kid refetches at once ...
+    let first = NOW_MS + 1;
+    assert_eq!(cfg.policy.decide(&req, first, &cache), Decision::NeedKeys { urls: vec![JWKS_URL.into()] });
+    let seen = [FetchedOnce::mark(&cache, JWKS_URL, first)];
+    cache.start_fetch(JWKS_URL, 0, FetchReason::UnknownKid, first);
+    cache.fetch_succeeded(JWKS_URL, Default::default(), first + 5);
+    // ... and after it (still without the kid) denies: one fetch per request.
+    let d = cfg.policy.decide(&req, first + 5, &FetchedOnce { cache: &cache, seen: &seen });
     let Decision::Deny { response, .. } = &d else { panic!("{d:?}") };
     assert!(response.headers.contains(&("www-authenticate".into(), "Bearer error=\"invalid_token\"".into())));
+    // Further unknown kids within min_refetch (10 s) are denied without a fetch ...
+    assert_eq!(status(&cfg.policy.decide(&req, first + 9_999, &cache)), 401);
+    // ... and may refetch again after it.
+    let later = first + 10_000;
+    assert_eq!(cfg.policy.decide(&req, later, &cache), Decision::NeedKeys { urls: vec![JWKS_URL.into()] });
 }
 
 #[test]
@@ -316,13 +320,13 @@ fn case_42_jwk_without_use_sig_is_never_selected() {
     let cfg = load(vec![apirule("httpbin", HOST, headers_rule())]);
     let mut jwk = rsa_public_jwk("k1");
     jwk.as_object_mut().unwrap().remove("use");
-    let cache = cache_with(json!({"keys": [jwk]}));
+    let jwks = json!({"keys": [jwk]});
     let req = bearer(get("/headers"), &rs256(good_claims()));
-    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS, &cache)), 401);
+    assert_eq!(status(&decide_refetching(&cfg.policy, &req, NOW_MS, &mut cache_with(jwks.clone()), &jwks)), 401);
     let mut jwk = rsa_public_jwk("k1");
     jwk["use"] = json!("enc");
-    let cache = cache_with(json!({"keys": [jwk]}));
-    assert_eq!(status(&cfg.policy.decide(&req, NOW_MS, &cache)), 401);
+    let jwks = json!({"keys": [jwk]});
+    assert_eq!(status(&decide_refetching(&cfg.policy, &req, NOW_MS, &mut cache_with(jwks.clone()), &jwks)), 401);
 }
 
 #[test]
@@ -379,7 +383,7 @@ fn case_47_no_keys_yet_needs_keys_then_denies_after_failure() {
     cache.fetch_started(JWKS_URL, NOW_MS);
     // While in flight, later requests wait too (one fetch per URL).
     assert_eq!(status(&cfg.policy.decide(&req, NOW_MS + 10, &cache)), 0);
-    cache.fetch_failed(JWKS_URL, "connection refused".into(), NOW_MS + 20);
+    cache.fetch_failed(JWKS_URL, "connection refused", NOW_MS + 20, 0);
     assert_eq!(status(&cfg.policy.decide(&req, NOW_MS + 20, &cache)), 401);
 }
 
@@ -389,7 +393,7 @@ fn case_48_stale_keys_serve_during_outage() {
     let mut cache = default_cache();
     let later = NOW_MS + 400_000; // past the 300 s TTL
     cache.fetch_started(JWKS_URL, later);
-    cache.fetch_failed(JWKS_URL, "timeout".into(), later + 1000);
+    cache.fetch_failed(JWKS_URL, "timeout", later + 1000, 0);
     let req = bearer(get("/headers"), &rs256(merged(json!({"exp": NOW_SECS + 7200}))));
     assert_eq!(status(&cfg.policy.decide(&req, later + 1000, &cache)), 200);
 }

@@ -45,7 +45,7 @@ fn claims_with(extra: Value) -> Value {
 /// The status `rules` give `req`, with the default key set.
 fn answer(rules: Value, req: Request) -> u16 {
     let cfg = load(vec![v2(rules)]);
-    status(&cfg.policy.decide(&req, NOW_MS, &default_cache()))
+    status(&decide_refetching(&cfg.policy, &req, NOW_MS, &mut default_cache(), &default_jwks()))
 }
 
 fn with_token(req: Request, claims: Value) -> Request {

@@ -271,7 +271,16 @@ fn parse_jwks_options(node: Option<Node<'_>>) -> Result<(CacheSettings, BTreeMap
     let Some(node) = node else {
         return Ok((cache, clusters));
     };
-    node.only_keys(&["clusters", "cacheTtlSeconds", "fetchTimeoutMs", "maxStaleSeconds", "minRefetchSeconds"])?;
+    node.only_keys(&[
+        "clusters",
+        "cacheTtlSeconds",
+        "minCacheTtlSeconds",
+        "maxCacheTtlSeconds",
+        "fetchTimeoutMs",
+        "maxWaitMs",
+        "maxStaleSeconds",
+        "minRefetchSeconds",
+    ])?;
     if let Some(n) = node.get("clusters") {
         for (url, cluster) in n.object()? {
             let name = cluster.as_str().filter(|s| !s.is_empty());
@@ -284,8 +293,24 @@ fn parse_jwks_options(node: Option<Node<'_>>) -> Result<(CacheSettings, BTreeMap
     if let Some(n) = node.get("cacheTtlSeconds") {
         cache.ttl_ms = n.uint(1, 86_400)? * 1000;
     }
+    if let Some(n) = node.get("minCacheTtlSeconds") {
+        cache.min_ttl_ms = n.uint(1, 86_400)? * 1000;
+    }
+    if let Some(n) = node.get("maxCacheTtlSeconds") {
+        cache.max_ttl_ms = n.uint(1, 86_400)? * 1000;
+    }
+    if cache.min_ttl_ms > cache.max_ttl_ms {
+        return Err(ConfigError::new(
+            PLUGIN,
+            "jwks.minCacheTtlSeconds",
+            "must not be above maxCacheTtlSeconds (defaults 30 and 3600)",
+        ));
+    }
     if let Some(n) = node.get("fetchTimeoutMs") {
         cache.fetch_timeout_ms = n.uint(10, 60_000)?;
+    }
+    if let Some(n) = node.get("maxWaitMs") {
+        cache.max_wait_ms = n.uint(0, 60_000)?;
     }
     if let Some(n) = node.get("maxStaleSeconds") {
         cache.max_stale_ms = n.uint(0, 7 * 86_400)? * 1000;

@@ -8,9 +8,10 @@ use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use super::metrics::{self, Counter};
 use super::root::register_waiter;
-use super::{log, log_debug, now_ms, SharedRef, Waiter, NOW_TICK};
+use super::{flush_counters, log, log_debug, now_ms, SharedRef, Waiter, NOW_TICK};
 use crate::calls::{Answer, Call, Target};
 use crate::config::Config;
+use crate::keys::FetchedOnce;
 use crate::policy::Decision;
 use crate::request::Request;
 
@@ -119,18 +120,31 @@ impl HttpFilter {
         resume: bool,
     ) -> Action {
         let now = now_ms();
-        let (decision, root_id, answers) = {
+        let (decision, root_id, answers, seen) = {
             let Ok(mut s) = self.shared.try_borrow_mut() else {
                 return apply(&internal_error(&request), &request, resume);
             };
             let s = &mut *s;
             s.answers.fresh = answers;
-            let d = config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
-            (d, s.root_context_id, std::mem::take(&mut s.answers.fresh))
+            let mut d = config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
+            let mut seen = Vec::new();
+            if let Decision::NeedKeys { urls } = &d {
+                // Another worker may have fetched these already: adopt its copy and decide again.
+                for url in urls {
+                    s.shared_keys.sync(&mut s.cache, url);
+                }
+                d = config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
+                if let Decision::NeedKeys { urls } = &d {
+                    seen = urls.iter().map(|u| FetchedOnce::mark(&s.cache, u, now)).collect();
+                }
+            }
+            flush_counters(s);
+            (d, s.root_context_id, std::mem::take(&mut s.answers.fresh), seen)
         };
         match decision {
             Decision::NeedKeys { urls } => {
-                let waiter = Waiter { context_id: self.context_id, request, since_ms: now, urls, answers };
+                let waiter = Waiter { context_id: self.context_id, request, since_ms: now, urls, seen, answers };
+                metrics::inc(Counter::RequestsPaused);
                 if let Err(waiter) = register_waiter(&self.shared, waiter) {
                     let req = waiter.request;
                     let deny = Decision::deny_outside_rules(&req, 401, "too many requests waiting for JWKS", true);
@@ -251,6 +265,7 @@ pub(super) fn apply(decision: &Decision, req: &Request, resume: bool) -> Action 
         }
         Decision::Deny { rule, reason, response } => {
             metrics::inc(Counter::Denied);
+            metrics::inc(metrics::denied(response.status));
             log_debug(|| {
                 let rule = rule.as_ref().map(|r| format!(" (rule {r})")).unwrap_or_default();
                 format!(

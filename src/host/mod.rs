@@ -1,16 +1,20 @@
 //! The only module that touches proxy-wasm: translates host callbacks into calls of the pure core
 //! (`config::parse`, `Policy::decide`, `KeyCache`) and the core's answers back into host calls.
 //!
-//! JWKS fetches are always dispatched by the root context (so a client that goes away cannot
-//! cancel a fetch others wait for): an HTTP context that needs keys registers as a waiter and sets
-//! the root's tick to fire at once; the root dispatches, and when the answer (or a failure) comes,
-//! decides every waiter again and resumes or answers it. Introspection calls are dispatched by the
+//! JWKS fetches are always dispatched by a root context (so a client that goes away cannot
+//! cancel a fetch others wait for), and one worker VM fetches a URL for the whole proxy
+//! (`shared`): an HTTP context that needs keys first adopts what another worker fetched; if it
+//! still needs them it registers as a waiter and sets the root's tick to fire at once. The root
+//! takes the URL's lease and dispatches (or finds another worker holding it), and when the answer
+//! (or a failure) comes, or on its next tick when another worker fetched, decides every waiter
+//! again and resumes or answers it. Introspection calls are dispatched by the
 //! HTTP context whose request needs them (the answer is for that request, and kept for others only
 //! when its rule has a cache TTL).
 
 mod http;
 mod metrics;
 mod root;
+mod shared;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -36,6 +40,8 @@ struct Waiter {
     since_ms: u64,
     /// JWKS URLs it waits for.
     urls: Vec<String>,
+    /// Per URL, the fetch count after which waiting cannot help (`keys::FetchedOnce`).
+    seen: Vec<(String, u64)>,
     /// Answers of the introspection calls this request already made (decided with again).
     answers: Vec<((String, String), Answer)>,
 }
@@ -53,12 +59,22 @@ struct Shared {
     answers: Answers,
     waiters: Vec<Waiter>,
     root_context_id: u32,
+    /// This VM's handle on the JWKS state all workers share.
+    shared_keys: shared::SharedKeys,
+}
+
+/// Moves what the pure core counted (verified-token cache hits, stale key sets served) into
+/// Envoy's counters.
+fn flush_counters(s: &mut Shared) {
+    metrics::add(metrics::Counter::TokenCacheHits, std::mem::take(&mut s.tokens.hits));
+    metrics::add(metrics::Counter::StaleKeySetServes, s.cache.take_stale_serves());
 }
 
 type SharedRef = Rc<RefCell<Shared>>;
 
-/// Tick period while requests wait for keys (timeouts are checked at this granularity).
-const BUSY_TICK: Duration = Duration::from_millis(100);
+/// Tick period while requests wait for keys: their deadline is checked, and keys another worker
+/// fetched are picked up, at this granularity.
+const BUSY_TICK: Duration = Duration::from_millis(20);
 /// Tick period otherwise (background refresh of key sets past their TTL).
 const IDLE_TICK: Duration = Duration::from_millis(1000);
 /// Fire the root's tick as soon as possible (a waiter needs a fetch dispatched).

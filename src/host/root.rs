@@ -11,20 +11,44 @@ use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 
 use super::http::{apply, HttpFilter};
 use super::metrics::{self, Counter};
-use super::{log, log_debug, now_ms, refresh_log_level, Shared, SharedRef, Waiter, BUSY_TICK, IDLE_TICK};
+use super::shared::{self, SharedKeys};
+use super::{
+    flush_counters, log, log_debug, now_ms, refresh_log_level, Shared, SharedRef, Waiter, BUSY_TICK, IDLE_TICK,
+};
 use crate::config;
 use crate::jwt::cache::VerifiedTokens;
-use crate::jwt::jwks::{parse_jwks, MAX_JWKS_BYTES};
-use crate::keys::KeyCache;
+use crate::jwt::jwks::{parse_jwks, KeySet, MAX_JWKS_BYTES};
+use crate::keys::entry::ttl_from_cache_control;
+use crate::keys::{FetchReason, FetchedOnce, KeyCache};
 use crate::policy::Decision;
-
-/// Extra time a waiter may wait beyond the fetch timeout before it is denied regardless.
-const WAITER_GRACE_MS: u64 = 2_000;
 
 pub struct Root {
     shared: SharedRef,
     /// Dispatched JWKS calls: token -> URL.
     calls: HashMap<u32, String>,
+}
+
+/// Why a fetch failed, for its counter.
+enum FetchFailure {
+    Unreachable,
+    Status,
+    Invalid,
+    TooLarge,
+    Dispatch,
+    Lost,
+}
+
+impl FetchFailure {
+    fn counter(&self) -> Counter {
+        match self {
+            FetchFailure::Unreachable => Counter::FetchFailedUnreachable,
+            FetchFailure::Status => Counter::FetchFailedStatus,
+            FetchFailure::Invalid => Counter::FetchFailedInvalid,
+            FetchFailure::TooLarge => Counter::FetchFailedTooLarge,
+            FetchFailure::Dispatch => Counter::FetchFailedDispatch,
+            FetchFailure::Lost => Counter::FetchFailedLost,
+        }
+    }
 }
 
 impl Root {
@@ -33,25 +57,41 @@ impl Root {
         Root { shared: Rc::new(RefCell::new(shared)), calls: HashMap::new() }
     }
 
-    /// Records a failed fetch: the cache's backoff, a warning and the counter.
-    fn fetch_failed(&self, url: &str, error: String, now: u64) {
+    /// Records a failed fetch: in the shared record (backoff), a warning and the counters.
+    fn fetch_failed(&self, url: &str, kind: FetchFailure, error: &str, now: u64) {
         log(LogLevel::Warn, &format!("apirule: JWKS {url} fetch failed: {error}"));
         metrics::inc(Counter::JwksFetchFailed);
-        self.shared.borrow_mut().cache.fetch_failed(url, error, now);
+        metrics::inc(kind.counter());
+        let mut s = self.shared.borrow_mut();
+        let s = &mut *s;
+        let jitter = shared::jitter(s.shared_keys.vm_id, now);
+        s.shared_keys.failed(&mut s.cache, url, error, now, jitter);
     }
 
-    /// Starts fetches for every URL waiters need or whose set is due for refresh.
+    /// Starts fetches for every URL waiters need or whose set is due for a background refresh,
+    /// where the shared state allows one and no other worker holds it.
     fn start_fetches(&mut self, now: u64) {
         let (config, wanted, timeout) = {
-            let s = self.shared.borrow();
+            let mut s = self.shared.borrow_mut();
+            let s = &mut *s;
             let Some(config) = s.config.clone() else {
                 return;
             };
-            let mut wanted: Vec<String> = s.waiters.iter().flat_map(|w| w.urls.iter().cloned()).collect();
-            wanted.extend(s.cache.refresh_due(now));
-            wanted.sort();
-            wanted.dedup();
-            wanted.retain(|u| s.cache.should_start_fetch(u, now));
+            let mut urls: Vec<String> = s.waiters.iter().flat_map(|w| w.urls.iter().cloned()).collect();
+            urls.sort();
+            urls.dedup();
+            let mut wanted = Vec::new();
+            for url in urls {
+                let reason = s.cache.reason_for_waiter(&url, now);
+                if s.shared_keys.try_start(&mut s.cache, &url, reason, now) {
+                    wanted.push(url);
+                }
+            }
+            for url in s.cache.refresh_due(now) {
+                if !wanted.contains(&url) && s.shared_keys.try_start(&mut s.cache, &url, FetchReason::Refresh, now) {
+                    wanted.push(url);
+                }
+            }
             (config, wanted, Duration::from_millis(s.cache.settings().fetch_timeout_ms))
         };
         for url in wanted {
@@ -65,29 +105,38 @@ impl Root {
                 ("accept", "application/json"),
                 ("user-agent", "apirule-wasm"),
             ];
-            let dispatched = hostcalls::dispatch_http_call(&endpoint.cluster, headers, None, vec![], timeout);
-            self.shared.borrow_mut().cache.fetch_started(&url, now);
-            match dispatched {
+            match hostcalls::dispatch_http_call(&endpoint.cluster, headers, None, vec![], timeout) {
                 Ok(token) => {
                     self.calls.insert(token, url.clone());
                     log_debug(|| format!("apirule: fetching JWKS {url} via cluster {}", endpoint.cluster));
                 }
-                Err(status) => {
-                    self.fetch_failed(&url, format!("dispatch to cluster {} failed: {status:?}", endpoint.cluster), now)
-                }
+                Err(status) => self.fetch_failed(
+                    &url,
+                    FetchFailure::Dispatch,
+                    &format!("dispatch to cluster {} failed: {status:?}", endpoint.cluster),
+                    now,
+                ),
             }
         }
     }
 
-    /// Decides every waiter again; resumes or answers those that no longer need to wait.
+    /// Decides every waiter again (after adopting what any worker fetched for its URLs); resumes
+    /// or answers those that no longer need to wait, and denies those past `maxWaitMs`.
     fn wake_waiters(&mut self, now: u64) {
-        let (config, waiters, root_id, deadline_ms) = {
+        let (config, waiters, root_id, max_wait_ms) = {
             let mut s = self.shared.borrow_mut();
+            let s = &mut *s;
             let Some(config) = s.config.clone() else {
                 return;
             };
-            let deadline = s.cache.settings().fetch_timeout_ms.saturating_add(WAITER_GRACE_MS);
-            (config, std::mem::take(&mut s.waiters), s.root_context_id, deadline)
+            let mut urls: Vec<String> = s.waiters.iter().flat_map(|w| w.urls.iter().cloned()).collect();
+            urls.sort();
+            urls.dedup();
+            for url in &urls {
+                s.shared_keys.sync(&mut s.cache, url);
+            }
+            let max_wait = s.cache.settings().max_wait_ms;
+            (config, std::mem::take(&mut s.waiters), s.root_context_id, max_wait)
         };
         let mut still_waiting = Vec::new();
         for mut waiter in waiters {
@@ -95,12 +144,21 @@ impl Root {
                 let mut s = self.shared.borrow_mut();
                 let s = &mut *s;
                 s.answers.fresh = std::mem::take(&mut waiter.answers);
-                let d = config.policy.decide_with(&waiter.request, now, &s.cache, &mut s.tokens, &mut s.answers);
+                let view = FetchedOnce { cache: &s.cache, seen: &waiter.seen };
+                let d = config.policy.decide_with(&waiter.request, now, &view, &mut s.tokens, &mut s.answers);
                 waiter.answers = std::mem::take(&mut s.answers.fresh);
+                flush_counters(s);
+                if let Decision::NeedKeys { urls } = &d {
+                    for url in urls {
+                        if !waiter.seen.iter().any(|(u, _)| u == url) {
+                            waiter.seen.push(FetchedOnce::mark(&s.cache, url, now));
+                        }
+                    }
+                }
                 d
             };
             let decision = match decision {
-                Decision::NeedKeys { urls } if now < waiter.since_ms.saturating_add(deadline_ms) => {
+                Decision::NeedKeys { urls } if now < waiter.since_ms.saturating_add(max_wait_ms) => {
                     waiter.urls = urls;
                     still_waiting.push(waiter);
                     continue;
@@ -134,31 +192,65 @@ impl Context for Root {
             return;
         };
         let now = now_ms();
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| String::from_utf8(s).ok())
-            .and_then(|s| s.parse::<u16>().ok());
-        let result = match status {
-            None => Err("no response (connection failed or timed out)".to_owned()),
-            Some(code) if !(200..300).contains(&code) => Err(format!("HTTP status {code}")),
-            Some(_) if body_size > MAX_JWKS_BYTES => Err(format!("body of {body_size} bytes is too large")),
+        let header = |name: &str| {
+            hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+                .ok()
+                .flatten()
+                .and_then(|s| String::from_utf8(s).ok())
+        };
+        let status = header(":status").and_then(|s| s.parse::<u16>().ok());
+        let fetched = match status {
+            None => Err((FetchFailure::Unreachable, "no response (connection failed or timed out)".to_owned())),
+            Some(code) if !(200..300).contains(&code) => Err((FetchFailure::Status, format!("HTTP status {code}"))),
+            Some(_) if body_size > MAX_JWKS_BYTES => {
+                Err((FetchFailure::TooLarge, format!("body of {body_size} bytes is over {MAX_JWKS_BYTES}")))
+            }
             Some(_) => {
-                let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten();
-                parse_jwks(&body.unwrap_or_default()).map_err(|e| e.to_string())
+                let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                match parse_jwks(&body) {
+                    Ok(keys) => Ok((body, keys)),
+                    Err(e) => Err((FetchFailure::Invalid, e.to_string())),
+                }
             }
         };
-        match result {
-            Ok(keys) => {
-                log_debug(|| format!("apirule: JWKS {url}: {} keys ({} skipped)", keys.keys.len(), keys.skipped));
+        match fetched {
+            Ok((body, keys)) => {
                 metrics::inc(Counter::JwksFetchOk);
-                self.shared.borrow_mut().cache.fetch_succeeded(&url, keys, now);
+                let mut s = self.shared.borrow_mut();
+                let s = &mut *s;
+                let ttl = ttl_from_cache_control(header("cache-control").as_deref(), s.cache.settings());
+                log_key_changes(&url, s.cache.current_set(&url).as_deref(), &keys);
+                s.shared_keys.succeeded(&mut s.cache, &url, &body, keys, ttl, now);
             }
-            Err(error) => self.fetch_failed(&url, error, now),
+            Err((kind, error)) => self.fetch_failed(&url, kind, &error, now),
         }
         self.wake_waiters(now);
         self.start_fetches(now);
         self.adjust_tick();
+    }
+}
+
+/// An info line when a fetch changed the kids of a URL's set (rotation), a debug line otherwise.
+fn log_key_changes(url: &str, old: Option<&KeySet>, new: &KeySet) {
+    let kids = |set: &KeySet| -> Vec<String> {
+        let mut k: Vec<String> = set.keys.iter().map(|j| j.kid.clone().unwrap_or_else(|| "(no kid)".into())).collect();
+        k.sort();
+        k
+    };
+    let after = kids(new);
+    let before = old.map(kids).unwrap_or_default();
+    let added: Vec<&String> = after.iter().filter(|k| !before.contains(k)).collect();
+    let removed: Vec<&String> = before.iter().filter(|k| !after.contains(k)).collect();
+    if added.is_empty() && removed.is_empty() {
+        log_debug(|| format!("apirule: JWKS {url}: {} keys ({} skipped), unchanged", new.keys.len(), new.skipped));
+    } else {
+        log(
+            LogLevel::Info,
+            &format!("apirule: JWKS {url}: kids added {added:?}, removed {removed:?} ({} skipped)", new.skipped),
+        );
     }
 }
 
@@ -188,6 +280,7 @@ impl RootContext for Root {
                 if s.cache.settings() != &cfg.cache {
                     s.cache = KeyCache::new(cfg.cache.clone());
                 }
+                s.shared_keys = SharedKeys::join(cfg.jwks.keys());
                 // Verdicts do not depend on the rules, but a new configuration starts clean.
                 s.tokens = VerifiedTokens::new(cfg.token_cache_entries);
                 s.config = Some(Rc::new(cfg));
@@ -206,11 +299,15 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         refresh_log_level();
         let now = now_ms();
-        let lost = self.shared.borrow_mut().cache.expire_lost_fetches(now);
+        let lost = {
+            let mut s = self.shared.borrow_mut();
+            let s = &mut *s;
+            let owner = s.shared_keys.vm_id;
+            s.cache.expire_lost_fetches(owner, now, shared::jitter(owner, now))
+        };
         for url in &lost {
-            // The cache already recorded the failure; count and log it like any other.
-            log(LogLevel::Warn, &format!("apirule: JWKS {url} fetch failed: no answer within the fetch timeout"));
-            metrics::inc(Counter::JwksFetchFailed);
+            // Lost answers are failures like any other, in the shared record too.
+            self.fetch_failed(url, FetchFailure::Lost, "no answer within the fetch timeout", now);
         }
         self.calls.retain(|_, url| !lost.contains(url));
         self.start_fetches(now);

@@ -60,13 +60,15 @@ pub struct VerifiedTokens {
     /// Pairs of slots; a token may live in either slot of the pair its hash picks.
     slots: Vec<Option<Entry>>,
     clock: u64,
+    /// Lookups that found a live verdict (for the host's counter).
+    pub hits: u64,
 }
 
 impl VerifiedTokens {
     /// A cache of about `max_entries` tokens; 0 disables it.
     pub fn new(max_entries: usize) -> Self {
         let pairs = max_entries.div_ceil(2);
-        VerifiedTokens { slots: (0..pairs * 2).map(|_| None).collect(), clock: 0 }
+        VerifiedTokens { slots: (0..pairs * 2).map(|_| None).collect(), clock: 0, hits: 0 }
     }
 
     /// A cache that holds nothing (every token is verified).
@@ -106,6 +108,7 @@ impl VerifiedTokens {
             match entry.set.upgrade() {
                 Some(set) if live => {
                     entry.last_used = clock;
+                    self.hits = self.hits.saturating_add(1);
                     return Some((Rc::clone(&entry.verified), set));
                 }
                 // Expired, or its key set is gone (refetched): drop it.

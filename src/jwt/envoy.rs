@@ -146,7 +146,16 @@ fn verify(
         Some((v, cached_set)) if Rc::ptr_eq(&set, &cached_set) => v,
         _ => {
             let alg = Algorithm::from_name(&parsed.alg).ok_or(Authn::Rejected("Jwt verification fails"))?;
-            verify_signature(alg, parsed.kid.as_deref(), &set, compact)?;
+            if let Err(e) = verify_signature(alg, parsed.kid.as_deref(), &set, compact) {
+                // A kid the set lacks may be a rotation: wait for one refetch where Envoy would
+                // answer 401 until its next scheduled fetch (rate-limited, see `keys`).
+                let kid_unknown =
+                    parsed.kid.as_deref().is_some_and(|k| set.keys.iter().all(|j| j.kid.as_deref() != Some(k)));
+                if kid_unknown && keys.may_refetch(&provider.jwks_uri, now_ms) {
+                    return Err(Authn::NeedKeys(vec![provider.jwks_uri.clone()]));
+                }
+                return Err(e);
+            }
             let expires_at = claims::expiry(&parsed.claims);
             let kid = parsed.kid.clone().unwrap_or_default();
             let v = Rc::new(Verified { alg, kid, claims: parsed.claims, by_oathkeeper_key: false });

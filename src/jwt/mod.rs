@@ -185,7 +185,16 @@ fn find_key(rule: &JwtRule, alg: Algorithm, kid: &str, now_ms: u64, keys: &dyn K
             None => {}
         }
     }
-    let wait: Vec<String> = rule.jwks_urls.iter().filter(|u| keys.may_fetch(u, now_ms)).cloned().collect();
+    // A usable set without the kid: wait only if an unknown-kid refetch can still happen.
+    let wait: Vec<String> = rule
+        .jwks_urls
+        .iter()
+        .filter(|u| match keys.usable(u, now_ms) {
+            Some(_) => keys.may_refetch(u, now_ms),
+            None => keys.may_fetch(u, now_ms),
+        })
+        .cloned()
+        .collect();
     if !wait.is_empty() {
         return Err(Failure::NeedKeys(wait));
     }

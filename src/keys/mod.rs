@@ -1,169 +1,261 @@
-//! The JWKS cache as a pure state machine: time comes in as a parameter, fetches are requested
-//! and reported by the host. One entry per JWKS URL.
+//! The JWKS cache: per JWKS URL, the fetch state every worker VM shares (`entry::Entry`, kept
+//! in proxy-wasm shared data by the host with `codec`) and this VM's parsed copy of the set.
+//! Pure: time comes in as a parameter, fetches are requested and reported by the host.
 //!
-//! States of an entry: never fetched; fetching (maybe with an older set); fresh (set younger
-//! than `ttl`); stale (older, still served while a refresh runs or the IdP fails, up to
-//! `max_stale`); failed (no usable set, retry after a backoff).
+//! States of a URL: never fetched; fetching (one VM holds the lease, maybe with an older set);
+//! fresh (younger than its TTL; refreshed in the background at 90% of it); stale (older, still
+//! served while refreshes fail, up to `max_stale`); failed (no usable set, retry after a backoff).
 
+pub mod codec;
+pub mod entry;
+
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::jwt::jwks::KeySet;
+pub use entry::{Entry, FetchReason};
 
 /// Cache timing, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheSettings {
-    /// A fetched set is fresh this long; then it is refreshed in the background.
+    /// A fetched set is fresh this long when its response says nothing (`Cache-Control`).
     pub ttl_ms: u64,
-    /// How long past `ttl` an old set may still be used while refreshes fail.
+    /// Bounds on the TTL a response's `Cache-Control: max-age` may set.
+    pub min_ttl_ms: u64,
+    pub max_ttl_ms: u64,
+    /// How long past its TTL an old set may still be used while refreshes fail.
     pub max_stale_ms: u64,
-    /// Earliest refetch after a successful fetch when a token names an unknown `kid`.
+    /// Least time between two fetches caused by tokens naming an unknown `kid`.
     pub min_refetch_ms: u64,
-    /// How long one fetch may take (also the dispatch timeout).
+    /// How long one fetch may take (the dispatch timeout). A fetch that outlives the requests
+    /// waiting for it still fills the cache.
     pub fetch_timeout_ms: u64,
+    /// How long a request may wait for keys before it is denied (401).
+    pub max_wait_ms: u64,
 }
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        CacheSettings { ttl_ms: 300_000, max_stale_ms: 3_600_000, min_refetch_ms: 10_000, fetch_timeout_ms: 1_000 }
+        CacheSettings {
+            ttl_ms: 300_000,
+            min_ttl_ms: 30_000,
+            max_ttl_ms: 3_600_000,
+            max_stale_ms: 3_600_000,
+            min_refetch_ms: 10_000,
+            fetch_timeout_ms: 10_000,
+            max_wait_ms: 1_000,
+        }
     }
 }
 
-/// Longest wait between retries of a failing JWKS URL.
-const MAX_BACKOFF_MS: u64 = 30_000;
-/// First wait after a failure.
-const FIRST_BACKOFF_MS: u64 = 1_000;
-
+/// This VM's view of one URL: the shared entry as last seen, and the set parsed from it.
 #[derive(Debug, Clone, Default)]
-struct Entry {
+struct Local {
+    entry: Entry,
     keys: Option<Rc<KeySet>>,
-    fetched_at_ms: u64,
-    in_flight_since_ms: Option<u64>,
-    last_attempt_ms: Option<u64>,
-    consecutive_failures: u32,
-    last_error: Option<String>,
+    /// The generation `keys` was parsed from.
+    keys_generation: u64,
 }
 
 /// What the policy may read from the key cache.
 pub trait KeyStore {
     /// The set for `url` if one is usable now (fresh, or stale within limits).
     fn usable(&self, url: &str, now_ms: u64) -> Option<Rc<KeySet>>;
-    /// Whether waiting for `url` can still help: a fetch is in flight or may start now.
+    /// Whether waiting for a first (or renewed) set of `url` can help: a fetch is in flight or
+    /// may start now.
     fn may_fetch(&self, url: &str, now_ms: u64) -> bool;
+    /// Whether waiting for `url` can help a token whose `kid` its usable set lacks: a fetch is
+    /// in flight, or an unknown-kid fetch may start now (rate-limited).
+    fn may_refetch(&self, url: &str, now_ms: u64) -> bool;
 }
 
 /// Per-URL JWKS state for one VM.
 #[derive(Debug, Default)]
 pub struct KeyCache {
     settings: CacheSettings,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<String, Local>,
+    /// Sets handed out past their TTL (for the stale-serve counter; read by the host).
+    stale_serves: Cell<u64>,
 }
 
 impl KeyCache {
     pub fn new(settings: CacheSettings) -> Self {
-        KeyCache { settings, entries: HashMap::new() }
+        KeyCache { settings, ..KeyCache::default() }
     }
 
     pub fn settings(&self) -> &CacheSettings {
         &self.settings
     }
 
-    /// Whether the host should dispatch a fetch for `url` now: none in flight and the last attempt
-    /// is far enough back (a backoff after failures, `min_refetch` after success).
-    pub fn should_start_fetch(&self, url: &str, now_ms: u64) -> bool {
-        let Some(e) = self.entries.get(url) else {
-            return true;
-        };
-        if e.in_flight_since_ms.is_some() {
-            return false;
+    /// The shared state of `url` as this VM last saw it.
+    pub fn entry(&self, url: &str) -> Option<&Entry> {
+        self.entries.get(url).map(|l| &l.entry)
+    }
+
+    /// Whether this VM's parsed set is older than `entry` says the shared one is.
+    pub fn needs_body(&self, url: &str, entry: &Entry) -> bool {
+        entry.generation > 0 && self.entries.get(url).is_none_or(|l| l.keys_generation != entry.generation)
+    }
+
+    /// Adopts the shared state of `url`, with the set parsed from its body when the generation
+    /// changed (`keys`); without it the old set stays until the body is read.
+    pub fn observe(&mut self, url: &str, entry: Entry, keys: Option<KeySet>) {
+        let local = self.entries.entry(url.to_owned()).or_default();
+        if let Some(keys) = keys {
+            local.keys = Some(Rc::new(keys));
+            local.keys_generation = entry.generation;
         }
-        let Some(last) = e.last_attempt_ms else {
-            return true;
-        };
-        let wait = if e.consecutive_failures > 0 {
-            let shift = e.consecutive_failures.saturating_sub(1).min(16);
-            FIRST_BACKOFF_MS.saturating_mul(1 << shift).min(MAX_BACKOFF_MS)
+        local.entry = entry;
+    }
+
+    /// Fetches finished for `url` so far.
+    pub fn attempts(&self, url: &str) -> u64 {
+        self.entries.get(url).map_or(0, |l| l.entry.attempts)
+    }
+
+    /// Why a fetch of `url` would be made for a waiting request: an unknown kid if a set is
+    /// usable, else a missing set.
+    pub fn reason_for_waiter(&self, url: &str, now_ms: u64) -> FetchReason {
+        if self.usable_entry(url, now_ms).is_some() {
+            FetchReason::UnknownKid
         } else {
-            self.settings.min_refetch_ms
-        };
-        now_ms >= last.saturating_add(wait)
-    }
-
-    pub fn in_flight(&self, url: &str) -> bool {
-        self.entries.get(url).is_some_and(|e| e.in_flight_since_ms.is_some())
-    }
-
-    pub fn fetch_started(&mut self, url: &str, now_ms: u64) {
-        let e = self.entries.entry(url.to_owned()).or_default();
-        e.in_flight_since_ms = Some(now_ms);
-        e.last_attempt_ms = Some(now_ms);
-    }
-
-    pub fn fetch_succeeded(&mut self, url: &str, keys: KeySet, now_ms: u64) {
-        let e = self.entries.entry(url.to_owned()).or_default();
-        e.keys = Some(Rc::new(keys));
-        e.fetched_at_ms = now_ms;
-        e.in_flight_since_ms = None;
-        e.consecutive_failures = 0;
-        e.last_error = None;
-    }
-
-    pub fn fetch_failed(&mut self, url: &str, error: String, now_ms: u64) {
-        let limit = self.limit_ms();
-        let e = self.entries.entry(url.to_owned()).or_default();
-        e.in_flight_since_ms = None;
-        e.consecutive_failures = e.consecutive_failures.saturating_add(1);
-        e.last_error = Some(error);
-        if e.keys.is_some() && now_ms > e.fetched_at_ms.saturating_add(limit) {
-            e.keys = None;
+            FetchReason::Missing
         }
+    }
+
+    pub fn may_start(&self, url: &str, reason: FetchReason, now_ms: u64) -> bool {
+        self.entries.get(url).is_none_or(|l| l.entry.may_start(reason, now_ms, &self.settings))
+    }
+
+    pub fn in_flight(&self, url: &str, now_ms: u64) -> bool {
+        self.entries.get(url).is_some_and(|l| l.entry.in_flight(now_ms))
+    }
+
+    /// Records a fetch of `url` started by VM `owner` (in one VM, or for tests: the shared entry
+    /// is this VM's own).
+    pub fn start_fetch(&mut self, url: &str, owner: u32, reason: FetchReason, now_ms: u64) {
+        let settings = self.settings.clone();
+        self.entries.entry(url.to_owned()).or_default().entry.start(owner, reason, now_ms, &settings);
+    }
+
+    /// `start_fetch` of a first fetch by VM 0.
+    pub fn fetch_started(&mut self, url: &str, now_ms: u64) {
+        self.start_fetch(url, 0, FetchReason::Missing, now_ms);
+    }
+
+    /// A fetch brought `keys`, fresh for the plugin's TTL.
+    pub fn fetch_succeeded(&mut self, url: &str, keys: KeySet, now_ms: u64) {
+        let ttl = self.settings.ttl_ms;
+        self.fetch_succeeded_with_ttl(url, keys, now_ms, ttl);
+    }
+
+    pub fn fetch_succeeded_with_ttl(&mut self, url: &str, keys: KeySet, now_ms: u64, ttl_ms: u64) {
+        let local = self.entries.entry(url.to_owned()).or_default();
+        local.entry.succeed(now_ms, ttl_ms);
+        local.keys = Some(Rc::new(keys));
+        local.keys_generation = local.entry.generation;
+    }
+
+    /// A fetch failed; `jitter` (any u32) spreads the backoff.
+    pub fn fetch_failed(&mut self, url: &str, error: &str, now_ms: u64, jitter: u32) {
+        self.entries.entry(url.to_owned()).or_default().entry.fail(now_ms, error, jitter);
     }
 
     /// The last fetch error for `url`, for logs and deny reasons.
     pub fn last_error(&self, url: &str) -> Option<&str> {
-        self.entries.get(url).and_then(|e| e.last_error.as_deref())
+        self.entries.get(url).map(|l| l.entry.last_error.as_str()).filter(|e| !e.is_empty())
     }
 
-    /// URLs whose set has passed `ttl` and may be refreshed now (driven by the host's tick).
+    /// URLs whose set is due for a background refresh as this VM sees it (the host checks the
+    /// shared state before it fetches).
     pub fn refresh_due(&self, now_ms: u64) -> Vec<String> {
         self.entries
             .iter()
-            .filter(|(_, e)| e.keys.is_some() && now_ms >= e.fetched_at_ms.saturating_add(self.settings.ttl_ms))
+            .filter(|(_, l)| l.entry.may_start(FetchReason::Refresh, now_ms, &self.settings))
             .map(|(url, _)| url.clone())
-            .filter(|url| self.should_start_fetch(url, now_ms))
             .collect()
     }
 
-    /// Fetches in flight for longer than the timeout (plus grace): the host's callback was lost.
-    /// They are marked failed and returned so the host can resume their waiters.
-    pub fn expire_lost_fetches(&mut self, now_ms: u64) -> Vec<String> {
-        let limit = self.settings.fetch_timeout_ms.saturating_add(1_000);
-        let lost: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.in_flight_since_ms.is_some_and(|t| now_ms >= t.saturating_add(limit)))
-            .map(|(url, _)| url.clone())
-            .collect();
-        for url in &lost {
-            self.fetch_failed(url, "fetch timed out".into(), now_ms);
+    /// Fetches by `owner` whose lease has run out: their answer was lost. They are marked failed
+    /// and returned so the host can log them and forget the calls.
+    pub fn expire_lost_fetches(&mut self, owner: u32, now_ms: u64, jitter: u32) -> Vec<String> {
+        let mut lost = Vec::new();
+        for (url, l) in &mut self.entries {
+            if l.entry.lease.is_some_and(|lease| lease.owner == owner && now_ms >= lease.expires_ms) {
+                l.entry.fail(now_ms, "no answer within the fetch timeout", jitter);
+                lost.push(url.clone());
+            }
         }
         lost
     }
 
-    fn limit_ms(&self) -> u64 {
-        self.settings.ttl_ms.saturating_add(self.settings.max_stale_ms)
+    /// The set this VM holds for `url`, usable or not (for logs: counts nothing).
+    pub fn current_set(&self, url: &str) -> Option<Rc<KeySet>> {
+        self.entries.get(url).and_then(|l| l.keys.clone())
+    }
+
+    /// How many times a set past its TTL was handed out, since the last call.
+    pub fn take_stale_serves(&self) -> u64 {
+        self.stale_serves.replace(0)
+    }
+
+    fn usable_entry(&self, url: &str, now_ms: u64) -> Option<&Local> {
+        self.entries.get(url).filter(|l| l.keys.is_some() && l.entry.usable(now_ms, &self.settings))
     }
 }
 
 impl KeyStore for KeyCache {
     fn usable(&self, url: &str, now_ms: u64) -> Option<Rc<KeySet>> {
-        let e = self.entries.get(url)?;
-        let keys = e.keys.as_ref()?;
-        (now_ms <= e.fetched_at_ms.saturating_add(self.limit_ms())).then(|| Rc::clone(keys))
+        let local = self.usable_entry(url, now_ms)?;
+        if now_ms > local.entry.fetched_at_ms.saturating_add(local.entry.ttl_ms) {
+            self.stale_serves.set(self.stale_serves.get().saturating_add(1));
+        }
+        local.keys.clone()
     }
 
     fn may_fetch(&self, url: &str, now_ms: u64) -> bool {
-        self.in_flight(url) || self.should_start_fetch(url, now_ms)
+        self.in_flight(url, now_ms) || self.may_start(url, FetchReason::Missing, now_ms)
+    }
+
+    fn may_refetch(&self, url: &str, now_ms: u64) -> bool {
+        self.in_flight(url, now_ms) || self.may_start(url, FetchReason::UnknownKid, now_ms)
+    }
+}
+
+/// The cache as one waiting request sees it: once a fetch of a URL has finished since the
+/// request first waited for it, waiting for that URL can no longer help, whatever the options
+/// say. So one request causes at most one fetch per URL (a fetch already in flight when it
+/// began does not count: its answer may predate a rotation).
+pub struct FetchedOnce<'a> {
+    pub cache: &'a KeyCache,
+    /// Per URL, the attempts count after which a finished fetch ends the wait.
+    pub seen: &'a [(String, u64)],
+}
+
+impl FetchedOnce<'_> {
+    /// The `seen` mark for a request that starts waiting for `url` now.
+    pub fn mark(cache: &KeyCache, url: &str, now_ms: u64) -> (String, u64) {
+        let in_flight = u64::from(cache.in_flight(url, now_ms));
+        (url.to_owned(), cache.attempts(url).saturating_add(in_flight))
+    }
+
+    fn exhausted(&self, url: &str) -> bool {
+        self.seen.iter().any(|(u, mark)| u == url && self.cache.attempts(url) > *mark)
+    }
+}
+
+impl KeyStore for FetchedOnce<'_> {
+    fn usable(&self, url: &str, now_ms: u64) -> Option<Rc<KeySet>> {
+        self.cache.usable(url, now_ms)
+    }
+
+    fn may_fetch(&self, url: &str, now_ms: u64) -> bool {
+        !self.exhausted(url) && self.cache.may_fetch(url, now_ms)
+    }
+
+    fn may_refetch(&self, url: &str, now_ms: u64) -> bool {
+        !self.exhausted(url) && self.cache.may_refetch(url, now_ms)
     }
 }
 
@@ -174,21 +266,33 @@ mod tests {
     const URL: &str = "https://idp/keys";
 
     fn cache() -> KeyCache {
-        KeyCache::new(CacheSettings { ttl_ms: 1_000, max_stale_ms: 5_000, min_refetch_ms: 500, fetch_timeout_ms: 100 })
+        KeyCache::new(CacheSettings {
+            ttl_ms: 1_000,
+            min_ttl_ms: 100,
+            max_ttl_ms: 10_000,
+            max_stale_ms: 5_000,
+            min_refetch_ms: 500,
+            fetch_timeout_ms: 100,
+            max_wait_ms: 50,
+        })
     }
 
     #[test]
     fn first_use_fetches_once() {
         let mut c = cache();
         assert!(c.usable(URL, 0).is_none());
-        assert!(c.should_start_fetch(URL, 0));
+        assert!(c.may_start(URL, FetchReason::Missing, 0));
         c.fetch_started(URL, 0);
-        assert!(!c.should_start_fetch(URL, 1), "one fetch in flight per URL");
+        assert!(!c.may_start(URL, FetchReason::Missing, 1), "one fetch in flight per URL");
         assert!(c.may_fetch(URL, 1), "waiting helps while in flight");
         c.fetch_succeeded(URL, KeySet::default(), 10);
         assert!(c.usable(URL, 10).is_some());
-        assert!(!c.may_fetch(URL, 20), "no refetch before min_refetch");
-        assert!(c.may_fetch(URL, 510), "unknown kid may refetch after min_refetch");
+        assert_eq!(c.reason_for_waiter(URL, 10), FetchReason::UnknownKid);
+        assert!(c.may_refetch(URL, 20), "the first unknown-kid fetch is immediate");
+        c.start_fetch(URL, 0, FetchReason::UnknownKid, 20);
+        c.fetch_succeeded(URL, KeySet::default(), 30);
+        assert!(!c.may_refetch(URL, 519), "then one per min_refetch");
+        assert!(c.may_refetch(URL, 520));
     }
 
     #[test]
@@ -196,40 +300,70 @@ mod tests {
         let mut c = cache();
         c.fetch_started(URL, 0);
         c.fetch_succeeded(URL, KeySet::default(), 0);
-        assert!(c.refresh_due(999).is_empty());
-        assert_eq!(c.refresh_due(1_000), vec![URL.to_string()]);
-        c.fetch_started(URL, 1_000);
-        c.fetch_failed(URL, "500".into(), 1_050);
+        assert!(c.refresh_due(899).is_empty());
+        assert_eq!(c.refresh_due(900), vec![URL.to_string()], "refresh before the TTL");
+        c.start_fetch(URL, 0, FetchReason::Refresh, 900);
+        c.fetch_failed(URL, "HTTP status 500", 1_050, 1 << 31);
+        assert!(c.usable(URL, 1_000).is_some());
+        assert_eq!(c.take_stale_serves(), 0, "fresh");
         assert!(c.usable(URL, 1_050).is_some(), "stale set still served");
-        assert_eq!(c.last_error(URL), Some("500"));
+        assert_eq!(c.take_stale_serves(), 1);
+        assert_eq!(c.last_error(URL), Some("HTTP status 500"));
         assert!(c.usable(URL, 6_000).is_some());
         assert!(c.usable(URL, 6_001).is_none(), "too old after ttl + max_stale");
+        assert!(!c.may_fetch(URL, 2_049), "backoff");
+        assert!(c.may_fetch(URL, 2_050));
     }
 
     #[test]
-    fn failures_back_off_exponentially_with_a_cap() {
+    fn a_newer_shared_generation_replaces_the_set() {
         let mut c = cache();
-        c.fetch_started(URL, 0);
-        c.fetch_failed(URL, "down".into(), 0);
-        assert!(!c.may_fetch(URL, 999));
-        assert!(c.should_start_fetch(URL, 1_000));
-        c.fetch_started(URL, 1_000);
-        c.fetch_failed(URL, "down".into(), 1_000);
-        assert!(!c.should_start_fetch(URL, 2_999));
-        assert!(c.should_start_fetch(URL, 3_000));
-        for _ in 0..40 {
-            c.fetch_started(URL, 3_000);
-            c.fetch_failed(URL, "down".into(), 3_000);
-        }
-        assert!(c.should_start_fetch(URL, 3_000 + MAX_BACKOFF_MS));
+        let mut shared = Entry::default();
+        shared.start(2, FetchReason::Missing, 0, c.settings());
+        c.observe(URL, shared.clone(), None);
+        assert!(c.in_flight(URL, 10), "another VM's fetch is in flight");
+        assert!(c.may_fetch(URL, 10) && !c.may_start(URL, FetchReason::Missing, 10));
+        shared.succeed(20, 1_000);
+        assert!(c.needs_body(URL, &shared));
+        c.observe(URL, shared.clone(), None);
+        assert!(c.usable(URL, 30).is_none(), "no body read yet");
+        c.observe(URL, shared.clone(), Some(KeySet::default()));
+        assert!(!c.needs_body(URL, &shared));
+        assert!(c.usable(URL, 30).is_some());
     }
 
     #[test]
-    fn lost_fetches_expire() {
+    fn lost_fetches_of_this_vm_expire() {
         let mut c = cache();
+        c.start_fetch(URL, 4, FetchReason::Missing, 0);
+        assert!(c.expire_lost_fetches(4, 1_099, 0).is_empty());
+        assert!(c.expire_lost_fetches(5, 1_100, 0).is_empty(), "another VM's lease");
+        assert_eq!(c.expire_lost_fetches(4, 1_100, 0), vec![URL.to_string()]);
+        assert!(!c.in_flight(URL, 1_100));
+        assert_eq!(c.attempts(URL), 1);
+    }
+
+    #[test]
+    fn a_waiting_request_causes_at_most_one_fetch_even_with_min_refetch_zero() {
+        let mut c = KeyCache::new(CacheSettings { min_refetch_ms: 0, ..cache().settings().clone() });
         c.fetch_started(URL, 0);
-        assert!(c.expire_lost_fetches(1_099).is_empty());
-        assert_eq!(c.expire_lost_fetches(1_100), vec![URL.to_string()]);
-        assert!(!c.in_flight(URL));
+        c.fetch_succeeded(URL, KeySet::default(), 0);
+        // A token with an unknown kid starts waiting.
+        let seen = [FetchedOnce::mark(&c, URL, 10)];
+        assert!(FetchedOnce { cache: &c, seen: &seen }.may_refetch(URL, 10));
+        c.start_fetch(URL, 0, FetchReason::UnknownKid, 10);
+        assert!(FetchedOnce { cache: &c, seen: &seen }.may_refetch(URL, 11), "its fetch is in flight");
+        c.fetch_succeeded(URL, KeySet::default(), 20);
+        let view = FetchedOnce { cache: &c, seen: &seen };
+        assert!(c.may_refetch(URL, 20), "a new request could fetch again (min_refetch 0)");
+        assert!(!view.may_refetch(URL, 20) && !view.may_fetch(URL, 20), "this one may not");
+        // One that began while a fetch was in flight may still cause one of its own.
+        c.start_fetch(URL, 0, FetchReason::UnknownKid, 30);
+        let seen = [FetchedOnce::mark(&c, URL, 31)];
+        c.fetch_succeeded(URL, KeySet::default(), 40);
+        assert!(FetchedOnce { cache: &c, seen: &seen }.may_refetch(URL, 41));
+        c.start_fetch(URL, 0, FetchReason::UnknownKid, 41);
+        c.fetch_failed(URL, "down", 50, 0);
+        assert!(!FetchedOnce { cache: &c, seen: &seen }.may_refetch(URL, 5_000), "a failure ends the wait too");
     }
 }

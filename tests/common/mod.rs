@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use apirule_wasm::config::{self, Config};
 use apirule_wasm::jwt::jwks::parse_jwks;
-use apirule_wasm::keys::KeyCache;
-use apirule_wasm::policy::Decision;
+use apirule_wasm::keys::{FetchedOnce, KeyCache};
+use apirule_wasm::policy::{Decision, Policy};
 use apirule_wasm::request::Request;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -148,9 +148,35 @@ pub fn cache_with(jwks: Value) -> KeyCache {
     cache
 }
 
+/// Decides `req` as the filter's host does: when the decision waits for keys, every URL it names
+/// is fetched once (answering `jwks` again, as an IdP that did not rotate would) and the request
+/// is decided again, seeing each fetch at most once (`FetchedOnce`).
+pub fn decide_refetching(policy: &Policy, req: &Request, now_ms: u64, cache: &mut KeyCache, jwks: &Value) -> Decision {
+    let mut seen: Vec<(String, u64)> = Vec::new();
+    for _ in 0..4 {
+        let d = policy.decide(req, now_ms, &FetchedOnce { cache, seen: &seen });
+        let Decision::NeedKeys { urls } = d else {
+            return d;
+        };
+        for url in urls {
+            if !seen.iter().any(|(u, _)| *u == url) {
+                seen.push(FetchedOnce::mark(cache, &url, now_ms));
+            }
+            let reason = cache.reason_for_waiter(&url, now_ms);
+            cache.start_fetch(&url, 0, reason, now_ms);
+            cache.fetch_succeeded(&url, parse_jwks(jwks.to_string().as_bytes()).unwrap(), now_ms);
+        }
+    }
+    panic!("still waiting for keys after every URL was fetched");
+}
+
 /// The default key set: the RSA key as `k1` and the EC key as `e1`.
 pub fn default_cache() -> KeyCache {
-    cache_with(json!({"keys": [rsa_public_jwk("k1"), ec_public_jwk("e1")]}))
+    cache_with(default_jwks())
+}
+
+pub fn default_jwks() -> Value {
+    json!({"keys": [rsa_public_jwk("k1"), ec_public_jwk("e1")]})
 }
 
 pub fn get(path: &str) -> Request {

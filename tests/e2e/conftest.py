@@ -73,11 +73,11 @@ def launcher(artifacts, recorder, jwks_server, tmp_path_factory):
     fixture, and in any case at the end of the session). The JWKS server is the `jwks` cluster."""
     workdir = tmp_path_factory.mktemp("envoy")
 
-    def launch(plugin_config, *, name="envoy", clusters=None):
+    def launch(plugin_config, *, name="envoy", clusters=None, concurrency=2):
         all_clusters = {"jwks": jwks_server.address}
         all_clusters.update(clusters or {})
         return gw.start_gateway(plugin_config, recorder=recorder, workdir=workdir,
-                                clusters=all_clusters, name=name)
+                                clusters=all_clusters, name=name, concurrency=concurrency)
 
     launch.workdir = workdir
     yield launch

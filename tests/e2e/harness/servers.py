@@ -212,10 +212,10 @@ class _JwksHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if kind == "json":
-            _, doc, delay = behaviour
+            _, doc, delay, headers = behaviour
             if delay:
                 time.sleep(delay)
-            self._send(200, json.dumps(doc).encode(), "application/json")
+            _respond(self, 200, json.dumps(doc).encode(), [("Content-Type", "application/json"), *headers])
         elif kind == "status":
             _, code, body = behaviour
             self._send(code, body.encode(), "text/plain")
@@ -244,9 +244,9 @@ class JwksServer(_Base):
         self.log = []  # (time, path, host header)
         self._release = threading.Event()
 
-    def serve(self, path, doc, delay=0.0):
+    def serve(self, path, doc, delay=0.0, headers=()):
         with self._lock:
-            self._routes[path] = ("json", doc, delay)
+            self._routes[path] = ("json", doc, delay, tuple(headers))
 
     def fail(self, path, status=500, body="upstream failure"):
         with self._lock:
