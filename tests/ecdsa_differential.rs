@@ -2,26 +2,11 @@
 //! signatures (and their high-s twins) must verify, and every mutated signature, message or key
 //! must get the same verdict from both.
 
+mod common;
+
+use common::SeededRng;
+
 use apirule_wasm::jwt::ecdsa::{EcPublicKey, P384, P521};
-
-/// splitmix64
-struct Rng(u64);
-
-impl Rng {
-    fn u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.u64() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.u64() as u8).collect()
-    }
-}
 
 /// `n - x` for big-endian numbers of the same length.
 fn sub_be(n: &[u8], x: &[u8]) -> Vec<u8> {
@@ -53,7 +38,7 @@ macro_rules! differential {
             let order: Vec<u8> =
                 (0..$order.len()).step_by(2).map(|i| u8::from_str_radix(&$order[i..i + 2], 16).unwrap()).collect();
             let size: usize = $size;
-            let mut rng = Rng(0x5eed_0384 ^ size as u64);
+            let mut rng = SeededRng(0x5eed_0384 ^ size as u64);
             let (mut accepted, mut refused) = (0usize, 0usize);
             for round in 0..12 {
                 let mut secret = rng.bytes(size);

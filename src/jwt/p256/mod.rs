@@ -24,64 +24,7 @@ use field::{from_be_bytes, is_zero, lt, Fe, Limbs, P};
 use point::{mul2, Affine, CombTable, GENERATOR};
 use scalar::N;
 
-/// Why a public key was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EcKeyError {
-    /// Not 65 bytes.
-    Length,
-    /// The first byte is not 0x04 (only uncompressed SEC1 points are accepted).
-    NotUncompressed,
-    /// A coordinate is not below p.
-    CoordinateOutOfRange,
-    /// (x, y) does not satisfy the curve equation.
-    NotOnCurve,
-}
-
-impl fmt::Display for EcKeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EcKeyError::Length => "P-256 public key is not 65 bytes",
-            EcKeyError::NotUncompressed => "P-256 public key is not an uncompressed point",
-            EcKeyError::CoordinateOutOfRange => "P-256 public key coordinate is not below p",
-            EcKeyError::NotOnCurve => "P-256 public key is not on the curve",
-        })
-    }
-}
-
-impl std::error::Error for EcKeyError {}
-
-/// Why a signature did not verify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EcVerifyError {
-    /// Not 64 bytes (JWS ES256 signatures are raw r || s, 32 bytes each).
-    SignatureLength,
-    /// r is 0 or not below n.
-    ROutOfRange,
-    /// s is 0 or not below n.
-    SOutOfRange,
-    /// u1 G + u2 Q is the point at infinity.
-    Infinity,
-    /// x(u1 G + u2 Q) mod n differs from r: the signature is not for this message and key.
-    Mismatch,
-    /// The generator's precomputed table is unavailable (cannot happen; refused rather than
-    /// panicking).
-    Internal,
-}
-
-impl fmt::Display for EcVerifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EcVerifyError::SignatureLength => "ES256 signature is not 64 bytes",
-            EcVerifyError::ROutOfRange => "ES256 signature r is out of range",
-            EcVerifyError::SOutOfRange => "ES256 signature s is out of range",
-            EcVerifyError::Infinity => "ES256 verification reached the point at infinity",
-            EcVerifyError::Mismatch => "ES256 signature does not match",
-            EcVerifyError::Internal => "ES256 verification tables unavailable",
-        })
-    }
-}
-
-impl std::error::Error for EcVerifyError {}
+pub use super::ecdsa::{EcKeyError, EcVerifyError};
 
 /// A validated P-256 public key with its precomputed comb table (about 16 KiB).
 #[derive(Clone)]
