@@ -75,8 +75,9 @@ type SharedRef = Rc<RefCell<Shared>>;
 /// Tick period while requests wait for keys: their deadline is checked, and keys another worker
 /// fetched are picked up, at this granularity.
 const BUSY_TICK: Duration = Duration::from_millis(20);
-/// Tick period otherwise (background refresh of key sets past their TTL).
-const IDLE_TICK: Duration = Duration::from_millis(1000);
+/// Tick period otherwise (background refreshes at 90% of a set's TTL, and their retries, start
+/// at this granularity).
+const IDLE_TICK: Duration = Duration::from_millis(250);
 /// Fire the root's tick as soon as possible (a waiter needs a fetch dispatched).
 const NOW_TICK: Duration = Duration::from_millis(1);
 

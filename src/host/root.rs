@@ -181,7 +181,9 @@ impl Root {
     }
 
     fn adjust_tick(&self) {
-        let busy = !self.shared.borrow().waiters.is_empty();
+        // Also busy while some worker's fetch is in flight: its set is adopted within a tick.
+        let s = self.shared.borrow();
+        let busy = !s.waiters.is_empty() || s.cache.any_in_flight(now_ms());
         let _ = hostcalls::set_tick_period(if busy { BUSY_TICK } else { IDLE_TICK });
     }
 }
@@ -310,8 +312,10 @@ impl RootContext for Root {
             self.fetch_failed(url, FetchFailure::Lost, "no answer within the fetch timeout", now);
         }
         self.calls.retain(|_, url| !lost.contains(url));
-        self.start_fetches(now);
+        // Waiters first: one whose fetch finished on another worker is answered before its URL
+        // could start a second fetch for it.
         self.wake_waiters(now);
+        self.start_fetches(now);
         self.adjust_tick();
     }
 

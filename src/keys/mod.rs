@@ -190,6 +190,11 @@ impl KeyCache {
         lost
     }
 
+    /// Whether any URL's fetch is in flight (here or on another worker, as last seen).
+    pub fn any_in_flight(&self, now_ms: u64) -> bool {
+        self.entries.values().any(|l| l.entry.in_flight(now_ms))
+    }
+
     /// The set this VM holds for `url`, usable or not (for logs: counts nothing).
     pub fn current_set(&self, url: &str) -> Option<Rc<KeySet>> {
         self.entries.get(url).and_then(|l| l.keys.clone())

@@ -76,6 +76,12 @@ def gw(launcher, jwks_server, keys):
     g.stop()
 
 
+def _counter(gw, name):
+    for line in gw.stats(rf"wasmcustom\.{name}:"):
+        return int(line.rsplit(":", 1)[1])
+    return 0
+
+
 def valid(keys, **claims):
     return T.mint(keys.rsa, T.std_claims(**claims))
 
@@ -228,6 +234,7 @@ def own_servers():
 
 
 STALE_URLS = {"s500": "http://jwks.local/stale/500", "shang": "http://jwks.local/stale/hang",
+              "sgarbage": "http://jwks.local/stale/garbage", "shuge": "http://jwks.local/stale/huge",
               "sstop": "http://jwks-own.local/keys"}
 LATE_URL = "http://jwks-late.local/keys"
 
@@ -235,15 +242,15 @@ LATE_URL = "http://jwks-late.local/keys"
 @pytest.fixture(scope="module")
 def stale_gw(launcher, jwks_server, own_servers, keys):
     doc = T.jwks(keys.rsa.jwk())
-    jwks_server.serve("/stale/500", doc)
-    jwks_server.serve("/stale/hang", doc)
+    for p in ("/stale/500", "/stale/hang", "/stale/garbage", "/stale/huge"):
+        jwks_server.serve(p, doc)
     own_servers["stop"].serve("/keys", doc)
     own_servers["late"].serve("/keys", doc)
     rules = [jwt_rule(n, [u]) for n, u in STALE_URLS.items()] + [jwt_rule("late", [LATE_URL])]
-    cfg = A.plugin_config(rules, jwks_paths=["/stale/500", "/stale/hang"],
+    cfg = A.plugin_config(rules, jwks_paths=["/stale/500", "/stale/hang", "/stale/garbage", "/stale/huge"],
                           jwks_clusters={STALE_URLS["sstop"]: "jwks_own", LATE_URL: "jwks_late"},
                           cache_ttl=1, max_stale=5, min_refetch=1, fetch_timeout_ms=500)
-    g = launcher(cfg, name="jwks-stale",
+    g = launcher(cfg, name="jwks-stale", concurrency=4,
                  clusters={"jwks_own": own_servers["stop"].address,
                            "jwks_late": own_servers["late"].address})
     yield g
@@ -252,18 +259,22 @@ def stale_gw(launcher, jwks_server, own_servers, keys):
 
 def test_case_48_stale_keys_used_then_dropped_after_max_stale(stale_gw, jwks_server, own_servers, keys):
     """cacheTtlSeconds 1, maxStaleSeconds 5. Keys fetched on both workers; then the IdP fails three
-    ways (HTTP 500, hanging, connection refused). From 1.5 s later (the set has expired: the last
+    ways (HTTP 500, hanging, garbage, a 10 MB body, connection refused). From 1.5 s later (the set has expired: the last
     good fetch was before the failure) until 3.5 s (within maxStale under the strictest reading,
     last good fetch + 5 s, even if that fetch was a whole TTL before the failure) requests still
     pass with the stale keys. 8 s after the failure (beyond expiry + maxStale under any reading)
     they are denied. When the IdP is back, they pass again."""
     names = list(STALE_URLS)
-    for _ in range(20):  # fresh connections: both workers fetch and cache
+    for _ in range(20):  # fresh connections over the four workers
         for n in names:
             assert_forwarded(stale_gw.get("/x", host=host(n), token=valid(keys)))
+    failed_before = {c: _counter(stale_gw, f"apirule_jwks_fetch_failed_{c}")
+                     for c in ("status", "invalid", "too_large")}
     t_fail = time.monotonic()
     jwks_server.fail("/stale/500", 500)
     jwks_server.hang("/stale/hang", 30)
+    jwks_server.raw("/stale/garbage", "<html>not a key set</html>")
+    jwks_server.raw("/stale/huge", "x" * (10 * 1024 * 1024))
     own_servers["stop"].stop()
 
     time.sleep(1.5)
@@ -279,11 +290,16 @@ def test_case_48_stale_keys_used_then_dropped_after_max_stale(stale_gw, jwks_ser
     for n in names:
         r = stale_gw.get("/x", host=host(n), token=valid(keys), timeout=5)
         assert_401(r, token_presented=True)
+    # Each failure was counted by its cause (Envoy answers a refused connection or a timeout with
+    # its own 503/504, counted as a status).
+    for c, before in failed_before.items():
+        assert _counter(stale_gw, f"apirule_jwks_fetch_failed_{c}") > before, c
 
-    jwks_server.serve("/stale/500", T.jwks(keys.rsa.jwk()))
-    jwks_server.serve("/stale/hang", T.jwks(keys.rsa.jwk()))
+    for p in ("/stale/500", "/stale/hang", "/stale/garbage", "/stale/huge"):
+        jwks_server.serve(p, T.jwks(keys.rsa.jwk()))
     own_servers["stop"].start()
-    deadline = time.monotonic() + 5
+    # Recovery comes with the next retry: after ~10 s of failures the backoff is at 8 s (+-20%).
+    deadline = time.monotonic() + 12
     pending = set(names)
     while pending and time.monotonic() < deadline:
         for n in list(pending):
