@@ -77,9 +77,7 @@ impl Root {
             let Some(config) = s.config.clone() else {
                 return;
             };
-            let mut urls: Vec<String> = s.waiters.iter().flat_map(|w| w.urls.iter().cloned()).collect();
-            urls.sort();
-            urls.dedup();
+            let urls = waited_urls(&s.waiters);
             let mut wanted = Vec::new();
             for url in urls {
                 let reason = s.cache.reason_for_waiter(&url, now);
@@ -129,9 +127,7 @@ impl Root {
             let Some(config) = s.config.clone() else {
                 return;
             };
-            let mut urls: Vec<String> = s.waiters.iter().flat_map(|w| w.urls.iter().cloned()).collect();
-            urls.sort();
-            urls.dedup();
+            let urls = waited_urls(&s.waiters);
             for url in &urls {
                 s.shared_keys.sync(&mut s.cache, url);
             }
@@ -233,6 +229,14 @@ impl Context for Root {
         self.start_fetches(now);
         self.adjust_tick();
     }
+}
+
+/// Every URL some waiter waits for, once.
+fn waited_urls(waiters: &[Waiter]) -> Vec<String> {
+    let mut urls: Vec<String> = waiters.iter().flat_map(|w| w.urls.iter().cloned()).collect();
+    urls.sort();
+    urls.dedup();
+    urls
 }
 
 /// An info line when a fetch changed the kids of a URL's set (rotation), a debug line otherwise.

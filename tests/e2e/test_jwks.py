@@ -76,12 +76,6 @@ def gw(launcher, jwks_server, keys):
     g.stop()
 
 
-def _counter(gw, name):
-    for line in gw.stats(rf"wasmcustom\.{name}:"):
-        return int(line.rsplit(":", 1)[1])
-    return 0
-
-
 def valid(keys, **claims):
     return T.mint(keys.rsa, T.std_claims(**claims))
 
@@ -268,7 +262,7 @@ def test_case_48_stale_keys_used_then_dropped_after_max_stale(stale_gw, jwks_ser
     for _ in range(20):  # fresh connections over the four workers
         for n in names:
             assert_forwarded(stale_gw.get("/x", host=host(n), token=valid(keys)))
-    failed_before = {c: _counter(stale_gw, f"apirule_jwks_fetch_failed_{c}")
+    failed_before = {c: stale_gw.counter(f"apirule_jwks_fetch_failed_{c}")
                      for c in ("status", "invalid", "too_large")}
     t_fail = time.monotonic()
     jwks_server.fail("/stale/500", 500)
@@ -293,7 +287,7 @@ def test_case_48_stale_keys_used_then_dropped_after_max_stale(stale_gw, jwks_ser
     # Each failure was counted by its cause (Envoy answers a refused connection or a timeout with
     # its own 503/504, counted as a status).
     for c, before in failed_before.items():
-        assert _counter(stale_gw, f"apirule_jwks_fetch_failed_{c}") > before, c
+        assert stale_gw.counter(f"apirule_jwks_fetch_failed_{c}") > before, c
 
     for p in ("/stale/500", "/stale/hang", "/stale/garbage", "/stale/huge"):
         jwks_server.serve(p, T.jwks(keys.rsa.jwk()))

@@ -23,13 +23,6 @@ def jwt_rule(name, paths):
     return A.apirule(f"keys-{name}", host(name), A.rule("/.*", ["GET"], A.jwt([A.jwks_url(p) for p in paths])))
 
 
-def counter(gw, name):
-    """The value of `wasmcustom.<name>` in Envoy's stats (0 when not yet reported)."""
-    for line in gw.stats(rf"wasmcustom\.{name}:"):
-        return int(line.rsplit(":", 1)[1])
-    return 0
-
-
 def valid(keys, key=None):
     return T.mint(key or keys.rsa, T.std_claims())
 
@@ -54,12 +47,12 @@ def gw4(launcher, jwks_server, keys):
 
 
 def test_one_fetch_per_proxy_not_per_worker(gw4, jwks_server, keys):
-    before = counter(gw4, "apirule_jwks_fetch_ok")
+    before = gw4.counter("apirule_jwks_fetch_ok")
     for _ in range(200):
         assert_forwarded(gw4.get("/x", host=host("count"), token=valid(keys)))
     assert jwks_server.hits(MAIN["count"]) == 1, "every worker must use the one shared fetch"
-    assert counter(gw4, "apirule_jwks_fetch_ok") - before == 1
-    assert counter(gw4, "apirule_requests_allowed") >= 200
+    assert gw4.counter("apirule_jwks_fetch_ok") - before == 1
+    assert gw4.counter("apirule_requests_allowed") >= 200
 
 
 def test_rotation_right_after_a_fetch_gets_no_401(gw4, jwks_server, keys):
@@ -106,20 +99,20 @@ def test_a_slow_idps_late_answer_is_cached(gw4, jwks_server, keys):
 def test_counters_after_known_traffic(gw4, keys):
     """The counters the README names, as Envoy shows them."""
     h = host("count")
-    allowed, denied, unauth = (counter(gw4, n) for n in (
+    allowed, denied, unauth = (gw4.counter(n) for n in (
         "apirule_requests_allowed", "apirule_requests_denied", "apirule_requests_denied_unauthorized"))
-    hits = counter(gw4, "apirule_token_cache_hits")
+    hits = gw4.counter("apirule_token_cache_hits")
     token = valid(keys)
     for _ in range(10):
         assert_forwarded(gw4.get("/x", host=h, token=token))
     for _ in range(5):
         assert_401(gw4.get("/x", host=h), token_presented=False)
-    assert counter(gw4, "apirule_requests_allowed") - allowed == 10
-    assert counter(gw4, "apirule_requests_denied") - denied == 5
-    assert counter(gw4, "apirule_requests_denied_unauthorized") - unauth == 5
+    assert gw4.counter("apirule_requests_allowed") - allowed == 10
+    assert gw4.counter("apirule_requests_denied") - denied == 5
+    assert gw4.counter("apirule_requests_denied_unauthorized") - unauth == 5
     # The same token on 4 workers: at most one verification per worker, the rest are cache hits.
-    assert counter(gw4, "apirule_token_cache_hits") - hits >= 6
-    assert counter(gw4, "apirule_requests_paused") >= 1  # the first fetches of this module
+    assert gw4.counter("apirule_token_cache_hits") - hits >= 6
+    assert gw4.counter("apirule_requests_paused") >= 1  # the first fetches of this module
 
 
 # --- storms: minRefetchSeconds 0 ------------------------------------------------------------------
@@ -172,7 +165,7 @@ def test_cache_control_within_bounds_and_background_refresh(fresh_gw, jwks_serve
     The refreshes happen on the tick: no request waits for them."""
     for name in ("cc", "capped"):
         assert_forwarded(fresh_gw.get("/x", host=host(name), token=valid(keys)))
-    paused = counter(fresh_gw, "apirule_requests_paused")
+    paused = fresh_gw.counter("apirule_requests_paused")
     base = {n: jwks_server.hits(FRESH[n]) for n in ("cc", "capped")}
     end = time.monotonic() + 6.5
     while time.monotonic() < end:
@@ -185,7 +178,7 @@ def test_cache_control_within_bounds_and_background_refresh(fresh_gw, jwks_serve
     capped = jwks_server.hits(FRESH["capped"]) - base["capped"]
     assert 4 <= cc <= 9, f"max-age=1: {cc} refreshes in 6.5 s"
     assert 1 <= capped <= 3, f"max-age=86400 capped at 3 s: {capped} refreshes in 6.5 s"
-    assert counter(fresh_gw, "apirule_requests_paused") == paused, "a request waited for a refresh"
+    assert fresh_gw.counter("apirule_requests_paused") == paused, "a request waited for a refresh"
 
 
 def test_revocation_after_the_ttl(fresh_gw, jwks_server, keys):

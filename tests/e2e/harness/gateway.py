@@ -126,6 +126,12 @@ class Gateway:
         r = requests.get(f"http://127.0.0.1:{self.admin_port}/stats", timeout=5)
         return [line for line in r.text.splitlines() if re.search(pattern, line)]
 
+    def counter(self, name):
+        """The value of the filter's counter `wasmcustom.<name>` (0 while Envoy has not reported it)."""
+        for line in self.stats(rf"wasmcustom\.{re.escape(name)}:"):
+            return int(line.rsplit(":", 1)[1])
+        return 0
+
     def stop(self):
         self.proc.stop()
         if self in RUNNING:
