@@ -1,5 +1,6 @@
-"""The Istio manifests in istio/ are valid Istio resources, and the WasmPlugin's pluginConfig is a
-configuration the real filter loads in a real Envoy.
+"""The Istio manifests `apirule render` produces (the golden files of its tests, one per APIRule
+version, and the example in istio/) are valid Istio resources, and the WasmPlugin's pluginConfig is
+a configuration the real filter loads in a real Envoy, and enforces there.
 
 Istio's schemas come from PyPI's `cloudcoil-models-istio` (pydantic models generated from Istio's
 CRDs, pinned in requirements-test.txt), so nothing outside the repository is read. Validation is
@@ -16,21 +17,32 @@ import pydantic
 import pytest
 import yaml
 
+from harness import tokens as T
 from harness.gateway import REPO
 from harness.istio_schema import MODELS, validate_istio
 
 ISTIO_DIR = Path(REPO) / "istio"
-APIRULE_KIND = ("gateway.kyma-project.io/v1beta1", "APIRule")
+GOLDEN_DIR = Path(REPO) / "cli" / "tests" / "golden"
+APIRULE_GROUP = "gateway.kyma-project.io/"
+MANIFESTS = sorted(ISTIO_DIR.glob("*.yaml")) + sorted(GOLDEN_DIR.glob("render-*.yaml"))
 
 
 def _docs():
-    for path in sorted(ISTIO_DIR.glob("*.yaml")):
+    for path in MANIFESTS:
         for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
             if doc:
-                yield pytest.param(doc, id=f"{path.name}[{i}]:{doc['kind']}")
+                yield pytest.param(path, doc, id=f"{path.parent.name}/{path.name}[{i}]:{doc['kind']}")
 
 
 DOCS = list(_docs())
+
+
+def _rendered(path=ISTIO_DIR / "rendered.yaml"):
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _plugin(path=ISTIO_DIR / "rendered.yaml"):
+    return next(d for d in _rendered(path) if d["kind"] == "WasmPlugin")
 
 
 def test_the_models_cover_what_we_ship_and_more():
@@ -40,21 +52,20 @@ def test_the_models_cover_what_we_ship_and_more():
                 ("networking.istio.io/v1", "Gateway"), ("security.istio.io/v1", "RequestAuthentication"),
                 ("security.istio.io/v1", "AuthorizationPolicy")]:
         assert key in MODELS, key
-    kinds = {d.values[0]["kind"] for d in DOCS}
-    assert {"WasmPlugin", "ServiceEntry", "DestinationRule", "APIRule"} <= kinds, kinds
+    kinds = {d.values[1]["kind"] for d in DOCS}
+    assert {"WasmPlugin", "ServiceEntry", "DestinationRule", "VirtualService", "Gateway", "APIRule"} <= kinds, kinds
+    assert {p.name for p in MANIFESTS} >= {"render-v1alpha1.yaml", "render-v1beta1.yaml", "render-v2.yaml",
+                                           "rendered.yaml", "gateway.yaml", "apirule-httpbin.yaml"}
 
 
-@pytest.mark.parametrize("doc", DOCS)
-def test_manifest_is_a_valid_resource(doc):
-    if (doc["apiVersion"], doc["kind"]) == APIRULE_KIND:
-        # Validated by the filter itself: it is the WasmPlugin's pluginConfig, loaded in Envoy below.
+@pytest.mark.parametrize("path, doc", DOCS)
+def test_manifest_is_a_valid_resource(path, doc):
+    if doc["apiVersion"].startswith(APIRULE_GROUP):
+        # Validated by the filter itself: it is the rendered WasmPlugin's pluginConfig, loaded in
+        # Envoy below.
         assert doc in _plugin()["spec"]["pluginConfig"]["apiRules"]
         return
     validate_istio(doc)
-
-
-def _plugin():
-    return yaml.safe_load((ISTIO_DIR / "wasmplugin.yaml").read_text())
 
 
 @pytest.mark.parametrize("field, value", [("failStrategy", "FAIL_SOMETIMES"), ("phase", "AUTH"),
@@ -72,7 +83,7 @@ def test_validation_catches_an_unknown_field():
     plugin["spec"]["failstrategy"] = "FAIL_CLOSE"  # a typo Kubernetes would silently drop
     with pytest.raises(AssertionError, match=r"\$\.spec\.failstrategy"):
         validate_istio(plugin)
-    entry = next(yaml.safe_load_all((ISTIO_DIR / "serviceentry-idp.yaml").read_text()))
+    entry = next(d for d in _rendered() if d["kind"] == "ServiceEntry")
     entry["spec"]["ports"][0]["protocl"] = "HTTP"
     with pytest.raises(AssertionError, match=r"\$\.spec\.ports\[0\]\.protocl"):
         validate_istio(entry)
@@ -81,6 +92,55 @@ def test_validation_catches_an_unknown_field():
 def test_wasmplugin_carries_the_sample_apirule():
     apirule = yaml.safe_load((ISTIO_DIR / "apirule-httpbin.yaml").read_text())
     assert _plugin()["spec"]["pluginConfig"]["apiRules"] == [apirule]
+
+
+def test_rendered_virtualservice_binds_the_apirule_host_to_its_gateway():
+    gateway = yaml.safe_load((ISTIO_DIR / "gateway.yaml").read_text())
+    vs = next(d for d in _rendered() if d["kind"] == "VirtualService" and d["metadata"]["name"] == "httpbin")
+    assert vs["spec"]["gateways"] == [f"{gateway['metadata']['namespace']}/{gateway['metadata']['name']}"]
+    domain = gateway["spec"]["servers"][0]["hosts"][0].removeprefix("*")
+    assert all(h.endswith(domain) for h in vs["spec"]["hosts"])
+
+
+@pytest.mark.parametrize("golden", ["render-v1alpha1.yaml", "render-v1beta1.yaml", "render-v2.yaml"])
+def test_rendered_plugin_config_is_enforced_in_envoy(golden, launcher, jwks_server, keys):
+    """The pluginConfig as rendered, in Envoy with the filter; the JWKS comes through Istio's
+    cluster name for the URL (`outbound|443||idp.example.com`), here a local server in the place
+    of the ServiceEntry + DestinationRule: a request without a token is denied, one with a valid
+    token reaches the backend."""
+    plugin = _plugin(GOLDEN_DIR / golden)
+    config = plugin["spec"]["pluginConfig"]
+    rule = config["apiRules"][0]
+    jwks_url = next(u for u in _strings(rule) if u.startswith("https://idp.example.com/"))
+    issuer = "https://idp.example.com"
+    assert issuer in list(_strings(rule))
+    host = (rule["spec"].get("host") or rule["spec"].get("hosts", [None])[0]
+            or rule["spec"]["service"]["host"])
+    cluster = "outbound|443||idp.example.com"
+    assert any(d["kind"] == "ServiceEntry" and d["spec"]["hosts"] == ["idp.example.com"] for d in _rendered(GOLDEN_DIR / golden))
+    path = jwks_url.split("idp.example.com", 1)[1]
+    jwks_server.serve(path, T.jwks(keys.rsa.jwk()))
+    gw = launcher(config, name=f"rendered-{golden}", clusters={cluster: jwks_server.address})
+    try:
+        no_token = gw.get("/headers", host=host)
+        # Oathkeeper's 401 for v1, Istio's RBAC 403 for v2.
+        assert no_token.status == (403 if rule["apiVersion"].endswith("/v2") else 401), no_token
+        assert not no_token.reached_upstream, no_token
+        ok = gw.get("/headers", host=host, token=T.mint(keys.rsa, T.std_claims(iss=issuer)))
+        assert ok.status == 200 and ok.reached_upstream, ok
+    finally:
+        gw.stop()
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
 
 
 def test_wasmplugin_config_loads_in_envoy(artifacts, tmp_path):

@@ -161,7 +161,7 @@ def check_artifacts():
     """Return an error message when the wasm is missing or older than its sources, or Envoy is
     missing (tests must fail, not skip, and never test a stale filter)."""
     problems = []
-    build = "run `make wasm` (cargo build --locked --target wasm32-wasip1 --release --lib) first"
+    build = "run `make wasm` (cargo build --locked --target wasm32-wasip1 --release -p apirule-wasm --lib) first"
     if not os.path.isfile(WASM):
         problems.append(f"filter not built: {WASM} is missing; {build}")
     else:
