@@ -8,15 +8,16 @@ variant of the Wasm image spec), tried first, and the "oci" artifact variant (me
 application/vnd.module.wasm.*), tried last. Istio's own guide to building images
 (istio-ecosystem/wasm-extensions, doc/how-to-build-oci-images.md) describes only the compat
 variant, and Istio takes the artifact variant only with exactly two layers (the Wasm layer and a
-config *layer*: "number of layers must be 2"), so a one-layer Wasm artifact, as `oras push` makes
-by default, is refused. We write the compat variant as a standard OCI image: one layer of type
+config *layer*: "number of layers must be 2"), so a single file pushed as a one-layer artifact
+(`oras push`) is refused. We write the compat variant as a standard OCI image: one layer of type
 application/vnd.oci.image.layer.v1.tar+gzip whose only file is `plugin.wasm`.
 
 Reproducible: no timestamps (tar mtime 0, gzip mtime 0, no `created` in the config), owner 0:0,
 canonical JSON (sorted keys, no spaces), and a gzip stream written here in stored (uncompressed)
 deflate blocks, so the bytes and the image digest depend only on the .wasm, not on the zlib build
-(zlib and zlib-ng compress the same input differently). Istio needs gzip; the module is pulled
-once per proxy, so its size matters less than a digest one can rebuild anywhere.
+(zlib and zlib-ng compress the same input differently). Istio needs gzip; the layer is the .wasm's
+size plus a few KiB instead of about a third of it compressed, but the module is pulled once per
+proxy, so its size matters less than a digest one can rebuild anywhere.
 
     python3 tools/oci_image.py --wasm WASM --out DIR --tag TAG
 """
