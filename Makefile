@@ -13,7 +13,7 @@ NODE_MODULES := run/oidc/node_modules
 PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check
 
 .PHONY: all wasm wasm-target lint-tools envoy venv-run venv-test node-deps deps test test-repo test-unit \
-        test-e2e lint run bench clean cli wrk
+        test-e2e lint run bench clean cli wrk oci oci-push oci-tools
 
 all: wasm
 
@@ -90,7 +90,7 @@ test-repo: venv-test
 test-unit:
 	cargo test --locked
 
-test-e2e: wasm venv-test node-deps
+test-e2e: wasm venv-test node-deps oci-tools
 	$(PY) -m pytest -q tests/e2e
 
 lint: lint-tools wasm-target
@@ -106,6 +106,29 @@ wrk:
 	@command -v wrk >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
 	  else echo "make bench needs Debian's package 'wrk' (apt-get install wrk, as root)" >&2; exit 1; fi; }
+
+# skopeo and docker-registry are Debian packages (tests/e2e/test_oci.py pushes the image to a
+# registry of its own with them): used when present, installed when we are root, else named. On a
+# machine with an init system, Debian's package also starts its own registry service on port 5000.
+oci-tools:
+	@command -v skopeo >/dev/null && command -v docker-registry >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq skopeo docker-registry >/dev/null; \
+	  else echo "make test-e2e needs Debian's packages 'skopeo' and 'docker-registry' (apt-get install skopeo docker-registry, as root)" >&2; exit 1; fi; }
+
+# `make oci`: the .wasm as an OCI image layout in OCI_DIR (the format Istio's WasmPlugin pulls, no
+# Docker engine); prints the image digest and the .wasm's sha256 and where each goes.
+# `make oci-push REGISTRY=host[:port]/repo [TAG=...] [SKOPEO_FLAGS=--dest-tls-verify=false]` copies it
+# to a registry with skopeo (log in first with `skopeo login host`).
+OCI_DIR := target/oci/apirule-wasm
+TAG := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+oci: wasm
+	python3 tools/oci_image.py --wasm $(WASM) --out $(OCI_DIR) --tag $(TAG)
+
+oci-push: oci
+	@[ -n "$(REGISTRY)" ] || { echo "usage: make oci-push REGISTRY=host[:port]/repo [TAG=$(TAG)]" >&2; exit 1; }
+	@command -v skopeo >/dev/null || { echo "make oci-push needs skopeo (Debian: apt-get install skopeo; or make oci-tools as root)" >&2; exit 1; }
+	skopeo copy $(SKOPEO_FLAGS) oci:$(OCI_DIR):$(TAG) docker://$(REGISTRY):$(TAG)
 
 # The wasm floor for `make bench`: bench/empty-filter, its own workspace, built into target/.
 EMPTY_WASM := target/empty-filter/$(TARGET)/release/empty_filter.wasm
