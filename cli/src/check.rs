@@ -14,8 +14,9 @@ pub struct Outcome {
 }
 
 /// Loads each document with the plugin options of the inputs (a document alone cannot name an
-/// `extAuth` provider the options define), then the whole set (duplicate hosts across files).
-/// The filter stops at a configuration's first error, so each document reports its first one.
+/// `extAuth` provider the options define), then the whole set (duplicate hosts across files,
+/// `jwks.clusters` naming a URL of some rule). The filter stops at a configuration's first
+/// error, so each document reports its first one.
 pub fn check(docs: &[Document]) -> Outcome {
     let combined = match input::combine(docs) {
         Ok(c) => c,
@@ -23,10 +24,18 @@ pub fn check(docs: &[Document]) -> Outcome {
     };
     let mut options = combined.clone();
     options.remove("apiRules");
+    // Cluster maps name URLs of any document's rules: checked with the whole set only.
+    for key in ["jwks", "introspection"] {
+        if let Some(Value::Object(o)) = options.get_mut(key) {
+            o.remove("clusters");
+        }
+    }
     let mut problems = Vec::new();
     for doc in docs {
         let plugin = match &doc.kind {
             Kind::ApiRule(rule) => with_rules(&options, vec![rule.clone()]),
+            // Options only: their APIRules are the other documents'.
+            Kind::Plugin(map) if !map.contains_key("apiRules") => continue,
             Kind::Plugin(map) => Value::Object(map.clone()),
             Kind::Other(what) => {
                 eprintln!("{}: {what} skipped: not an APIRule, plugin configuration or WasmPlugin", doc.place());
@@ -46,7 +55,10 @@ pub fn check(docs: &[Document]) -> Outcome {
         Err(e) => {
             let place = docs
                 .iter()
-                .find(|d| d.apirule_name().is_some_and(|n| e.resource == format!("APIRule {n}")))
+                .find(|d| match &d.kind {
+                    Kind::Plugin(_) => e.resource == "plugin configuration",
+                    _ => d.apirule_name().is_some_and(|n| e.resource == format!("APIRule {n}")),
+                })
                 .map_or_else(|| "the inputs together".to_owned(), Document::place);
             problems.push(format!("{place}: {e}"));
             Outcome { config: None, problems }

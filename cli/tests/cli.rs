@@ -237,6 +237,78 @@ fn render_golden_v2() {
 }
 
 #[test]
+fn render_golden_features() {
+    let sha = "a".repeat(64);
+    let out = apirule(&[
+        "render",
+        &data("render-features.yaml"),
+        "--wasm-url",
+        "https://files.example.com/apirule_wasm.wasm",
+        "--sha256",
+        &sha,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    golden("render-features.yaml", &stdout(&out));
+    let docs = yaml_docs(&stdout(&out));
+    let names: Vec<String> = docs
+        .iter()
+        .map(|d| format!("{}/{}", d["kind"].as_str().unwrap(), d["metadata"]["name"].as_str().unwrap()))
+        .collect();
+    // A ServiceEntry for each host outside the mesh, a DestinationRule for the https ones; nothing
+    // for the in-mesh JWKS or the one the user maps to their own cluster.
+    assert_eq!(
+        names,
+        [
+            "WasmPlugin/apirule-wasm",
+            "VirtualService/orders",
+            "VirtualService/storefront",
+            "VirtualService/legacy",
+            "ServiceEntry/apirule-wasm-auth-example-com",
+            "DestinationRule/apirule-wasm-auth-example-com",
+            "ServiceEntry/apirule-wasm-idp-example-com",
+            "DestinationRule/apirule-wasm-idp-example-com",
+            "ServiceEntry/apirule-wasm-idp-example-org",
+            "VirtualService/apirule-wasm-keep-idp-clusters",
+        ]
+    );
+    let orders = &docs[1]["spec"]["http"];
+    assert_eq!(orders[0]["corsPolicy"]["maxAge"], "300s", "v1beta1's Go duration 5m");
+    assert_eq!(orders[0]["timeout"], "60s");
+    assert_eq!(orders[0]["match"][0]["method"]["regex"], "^(GET|POST)$", "Istio JWT mode matches methods");
+    assert!(orders[1]["match"][0].get("method").is_none(), "but not for allow");
+    let cart = &docs[2]["spec"]["http"][1];
+    assert_eq!(cart["route"][0]["destination"]["host"], "cart.carts.svc.cluster.local");
+    assert_eq!(cart["timeout"], "30s");
+    assert_eq!(
+        cart["headers"]["request"]["set"],
+        json!({"x-forwarded-host": "%REQ(:AUTHORITY)%", "X-Shop": "storefront", "Cookie": "region=eu"})
+    );
+    assert_eq!(docs[2]["spec"]["http"][2]["match"][0]["uri"], json!({"prefix": "/"}));
+    assert_eq!(docs[2]["spec"]["http"][0]["corsPolicy"]["maxAge"], "600s");
+    let anchor_hosts: Vec<&str> = docs[9]["spec"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["route"][0]["destination"]["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        anchor_hosts,
+        ["auth.example.com", "idp.example.com", "idp.example.org", "keycloak.iam.svc.cluster.local"]
+    );
+}
+
+#[test]
+fn check_puts_a_cluster_map_error_on_the_plugin_document() {
+    let text = std::fs::read_to_string(data("render-features.yaml"))
+        .unwrap()
+        .replace("mapped.example.net/keys: my-idp", "typo.example.net/keys: my-idp");
+    let file = write_temp("features-typo.yaml", &text);
+    let out = apirule(&["check", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with(&format!("{file}: document 1: plugin configuration: jwks.clusters: https://typo.example.net/keys is not a jwks_urls entry")), "{}", stderr(&out));
+}
+
+#[test]
 fn the_istio_example_is_up_to_date() {
     let out = apirule(&["render", "istio/apirule-httpbin.yaml", "--wasm-url", WASM_URL]);
     let file = std::fs::read_to_string(repo().join("istio/rendered.yaml")).unwrap();

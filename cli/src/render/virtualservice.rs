@@ -96,7 +96,10 @@ pub fn virtual_service(apirule: &Value, hosts: &[String]) -> Result<Value, Strin
             }
             seen_paths.push(path);
         }
-        http.push(route(r, &spec, namespace, flavour, &forwarded_host));
+        http.push(
+            route(r, &spec, namespace, flavour, &forwarded_host)
+                .map_err(|e| format!("APIRule {namespace}/{name}: {e}"))?,
+        );
     }
     Ok(json!({
         "apiVersion": "networking.istio.io/v1",
@@ -110,7 +113,7 @@ pub fn virtual_service(apirule: &Value, hosts: &[String]) -> Result<Value, Strin
     }))
 }
 
-fn route(r: &Value, spec: &Value, namespace: &str, flavour: Flavour, forwarded_host: &str) -> Value {
+fn route(r: &Value, spec: &Value, namespace: &str, flavour: Flavour, forwarded_host: &str) -> Result<Value, String> {
     let path = r.get("path").and_then(Value::as_str).unwrap_or("");
     let methods: Vec<&str> =
         r.get("methods").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
@@ -163,7 +166,7 @@ fn route(r: &Value, spec: &Value, namespace: &str, flavour: Flavour, forwarded_h
     match (flavour, cors) {
         (Flavour::V2, c) => {
             crate::set(&mut headers, "response", json!({"remove": CORS_RESPONSE_HEADERS}));
-            if let Some(policy) = c.and_then(|c| cors_policy(c, true)) {
+            if let Some(policy) = c.map(cors_policy).transpose()?.flatten() {
                 crate::set(&mut out, "corsPolicy", policy);
             }
         }
@@ -181,29 +184,70 @@ fn route(r: &Value, spec: &Value, namespace: &str, flavour: Flavour, forwarded_h
         }
         (_, Some(c)) => {
             crate::set(&mut headers, "response", json!({"remove": CORS_RESPONSE_HEADERS}));
-            if let Some(policy) = cors_policy(c, false) {
+            if let Some(policy) = cors_policy(c)? {
                 crate::set(&mut out, "corsPolicy", policy);
             }
         }
     }
     crate::set(&mut out, "headers", headers);
-    out
+    Ok(out)
 }
 
 /// An APIRule `corsPolicy` as the VirtualService's; none without `allowOrigins`, as Kyma's
-/// builder does. v2's `maxAge` is seconds, v1beta1's a duration string.
-fn cors_policy(c: &Value, seconds: bool) -> Option<Value> {
-    let origins = c.get("allowOrigins").and_then(Value::as_array).filter(|o| !o.is_empty())?;
+/// builder does. v2's `maxAge` is seconds, v1beta1's a Go duration (`5m`), both written as
+/// Istio's `<seconds>s`.
+fn cors_policy(c: &Value) -> Result<Option<Value>, String> {
+    let Some(origins) = c.get("allowOrigins").and_then(Value::as_array).filter(|o| !o.is_empty()) else {
+        return Ok(None);
+    };
     let mut out = json!({"allowOrigins": origins});
     for key in ["allowMethods", "allowHeaders", "exposeHeaders", "allowCredentials"] {
         if let Some(v) = c.get(key) {
             crate::set(&mut out, key, v.clone());
         }
     }
-    match c.get("maxAge") {
-        Some(Value::Number(n)) if seconds => crate::set(&mut out, "maxAge", json!(format!("{n}s"))),
-        Some(v) => crate::set(&mut out, "maxAge", v.clone()),
-        None => {}
+    let seconds = match c.get("maxAge") {
+        None => None,
+        Some(Value::Number(n)) => {
+            Some(n.as_u64().ok_or_else(|| format!("spec.corsPolicy.maxAge: {n} is not whole seconds"))?)
+        }
+        Some(Value::String(d)) => {
+            Some(go_duration_seconds(d).ok_or_else(|| format!("spec.corsPolicy.maxAge: {d:?} is not a duration"))?)
+        }
+        Some(other) => return Err(format!("spec.corsPolicy.maxAge: {other} is not a duration")),
+    };
+    if let Some(s) = seconds {
+        crate::set(&mut out, "maxAge", json!(format!("{s}s")));
     }
-    Some(out)
+    Ok(Some(out))
+}
+
+/// Whole seconds of a Go duration string (`300s`, `5m`, `1h30m`; sub-second parts are dropped, as
+/// Kyma's conversion to seconds does).
+fn go_duration_seconds(d: &str) -> Option<u64> {
+    let mut total = 0f64;
+    let mut rest = d;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).filter(|&i| i > 0)?;
+        let (number, tail) = rest.split_at(digits);
+        let number: f64 = number.parse().ok()?;
+        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = tail;
+    }
+    // Bounded: at most u64::MAX, and never negative (no sign is parsed).
+    Some(total.min(u64::MAX as f64) as u64)
 }
