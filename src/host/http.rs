@@ -8,7 +8,7 @@ use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use super::metrics::{self, Counter};
 use super::root::register_waiter;
-use super::{flush_counters, log, log_debug, now_ms, SharedRef, Waiter, NOW_TICK};
+use super::{decide_current, flush_counters, log, log_debug, now_ms, Shared, SharedRef, Waiter, NOW_TICK};
 use crate::calls::{Answer, Call, Target};
 use crate::config::Config;
 use crate::keys::FetchedOnce;
@@ -110,6 +110,14 @@ impl HttpFilter {
         }
     }
 
+    /// Makes the root's tick fire at once (it dispatches JWKS fetches), then comes back.
+    fn wake_root(&self, root_id: u32) {
+        if hostcalls::set_effective_context(root_id).is_ok() {
+            let _ = hostcalls::set_tick_period(NOW_TICK);
+            let _ = hostcalls::set_effective_context(self.context_id);
+        }
+    }
+
     /// Decides `request` with what is known, and carries the decision out (`resume`: it was paused).
     fn decide_and_apply(
         &mut self,
@@ -120,27 +128,33 @@ impl HttpFilter {
         resume: bool,
     ) -> Action {
         let now = now_ms();
-        let (decision, root_id, answers, seen) = {
+        let (decision, root_id, answers, seen, refresh_due) = {
             let Ok(mut s) = self.shared.try_borrow_mut() else {
                 return apply(&internal_error(&request), &request, resume);
             };
             let s = &mut *s;
             s.answers.fresh = answers;
-            let mut d = config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
+            let mut decide =
+                |s: &mut Shared| config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
+            let (mut d, refresh_due) = decide_current(s, now, &mut decide);
             let mut seen = Vec::new();
             if let Decision::NeedKeys { urls } = &d {
                 // Another worker may have fetched these already: adopt its copy and decide again.
                 for url in urls {
                     s.shared_keys.sync(&mut s.cache, url);
                 }
-                d = config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
+                d = decide(s);
                 if let Decision::NeedKeys { urls } = &d {
                     seen = urls.iter().map(|u| FetchedOnce::mark(&s.cache, u, now)).collect();
                 }
             }
             flush_counters(s);
-            (d, s.root_context_id, std::mem::take(&mut s.answers.fresh), seen)
+            (d, s.root_context_id, std::mem::take(&mut s.answers.fresh), seen, refresh_due)
         };
+        if refresh_due {
+            // A set this request used is past its refresh point and nobody refreshes it yet.
+            self.wake_root(root_id);
+        }
         match decision {
             Decision::NeedKeys { urls } => {
                 let waiter = Waiter { context_id: self.context_id, request, since_ms: now, urls, seen, answers };
@@ -151,10 +165,7 @@ impl HttpFilter {
                     return apply(&deny, &req, resume);
                 }
                 // Wake the root at once so it dispatches the fetch.
-                if hostcalls::set_effective_context(root_id).is_ok() {
-                    let _ = hostcalls::set_tick_period(NOW_TICK);
-                    let _ = hostcalls::set_effective_context(self.context_id);
-                }
+                self.wake_root(root_id);
                 Action::Pause
             }
             Decision::NeedCall { call } => self.start_call(config, request, *call, answers, calls, resume),
