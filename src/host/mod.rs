@@ -45,6 +45,8 @@ struct Waiter {
     seen: Vec<(String, u64)>,
     /// Answers of the introspection calls this request already made (decided with again).
     answers: Vec<((String, String), Answer)>,
+    /// Its APIRule, when that is in dry-run mode (see `http::apply`).
+    dry_run: Option<Rc<str>>,
 }
 
 /// Most requests one VM keeps paused for keys; beyond that new ones are denied (fail closed).

@@ -173,7 +173,7 @@ impl Root {
                 d => d,
             };
             if hostcalls::set_effective_context(waiter.context_id).is_ok() {
-                apply(&decision, &waiter.request, true);
+                apply(&decision, &waiter.request, true, waiter.dry_run.as_deref());
             }
         }
         let _ = hostcalls::set_effective_context(root_id);
