@@ -16,6 +16,9 @@ use super::rsa::RsaPublicKey;
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Most keys kept from one set.
 pub const MAX_KEYS: usize = 64;
+/// Longest RSA `n` text looked at: a 4096-bit modulus is 683 base64url characters, and the slack
+/// takes a leading zero byte or padding. A longer one is skipped before it is even decoded.
+const MAX_RSA_N_CHARS: usize = 1024;
 
 /// base64url as JWKs use it; padding tolerated because some IdPs emit it.
 pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
@@ -138,8 +141,13 @@ fn parse_jwk(jwk: &Value) -> Option<Jwk> {
     let usage = opt_string(jwk, "use").ok()?;
     let key = match jwk.get("kty")?.as_str()? {
         "RSA" => {
-            // Moduli outside 2048..=4096 bits and unusable exponents are refused here (see
-            // `rsa::RsaPublicKey::new`), so such a key is skipped like any malformed one.
+            // Moduli outside 2048..=4096 bits (counted without leading zero bytes) and unusable
+            // exponents are refused here (see `rsa::RsaPublicKey::new`), so such a key is
+            // skipped like any malformed one. Only `n` and `e` are read: never `x5c` or private
+            // members.
+            if jwk.get("n")?.as_str()?.len() > MAX_RSA_N_CHARS {
+                return None;
+            }
             let key = RsaPublicKey::new(&b64_member(jwk, "n")?, &b64_member(jwk, "e")?).ok()?;
             PublicKey::Rsa(Arc::new(key))
         }
