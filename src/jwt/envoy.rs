@@ -128,9 +128,7 @@ fn verify(
     keys: &dyn KeyStore,
     tokens: &mut VerifiedTokens,
 ) -> Result<Rc<Verified>, Authn> {
-    let parsed = token::parse(compact).map_err(|_| {
-        Authn::Rejected("Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections")
-    })?;
+    let parsed = token::parse(compact).map_err(|e| Authn::Rejected(e.envoy_reason()))?;
     let issuer = parsed.claims.get("iss").and_then(Value::as_str).unwrap_or_default();
     let Some(provider) = allowed.iter().find(|p| p.issuer == issuer) else {
         return Err(Authn::Rejected("Jwt issuer is not configured"));
@@ -145,7 +143,7 @@ fn verify(
     let verified = match tokens.get(compact, now_secs) {
         Some((v, cached_set)) if Rc::ptr_eq(&set, &cached_set) => v,
         _ => {
-            let alg = Algorithm::from_name(&parsed.alg).ok_or(Authn::Rejected("Jwt verification fails"))?;
+            let alg = Algorithm::from_name(&parsed.alg).ok_or(Authn::Rejected("Jwt header [alg] is not supported"))?;
             if let Err(e) = verify_signature(alg, parsed.kid.as_deref(), &set, compact) {
                 // A kid the set lacks may be a rotation: wait for one refetch where Envoy would
                 // answer 401 until its next scheduled fetch (rate-limited, see `keys`).
@@ -191,18 +189,16 @@ fn verify_signature(alg: Algorithm, kid: Option<&str>, set: &KeySet, compact: &s
     }
 }
 
-/// `exp` and `nbf` with Envoy's skew; Envoy does not look at `iat`.
+/// `exp` and `nbf` with Envoy's skew; Envoy only checks that `iat` is a valid number (done when
+/// the token is parsed). Values as `claims::numeric_date` reads them (truncated; 0 is not set).
 fn check_times(claims: &Map<String, Value>, now_secs: i64) -> Result<(), Authn> {
-    let time = |name: &str| match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_u64().map(|_| i64::MAX)).map(Some).ok_or(()),
-        Some(_) => Err(()),
-    };
-    let exp = time("exp").map_err(|()| Authn::Rejected("Jwt payload [exp] field is not an integer"))?;
+    let exp = claims::numeric_date(claims, "exp")
+        .map_err(|_| Authn::Rejected("Jwt payload [exp] field is not a positive 64 bit integer"))?;
     if exp.is_some_and(|exp| now_secs > exp.saturating_add(CLOCK_SKEW_SECS)) {
         return Err(Authn::Rejected("Jwt is expired"));
     }
-    let nbf = time("nbf").map_err(|()| Authn::Rejected("Jwt payload [nbf] field is not an integer"))?;
+    let nbf = claims::numeric_date(claims, "nbf")
+        .map_err(|_| Authn::Rejected("Jwt payload [nbf] field is not a positive 64 bit integer"))?;
     if nbf.is_some_and(|nbf| now_secs.saturating_add(CLOCK_SKEW_SECS) < nbf) {
         return Err(Authn::Rejected("Jwt not yet valid"));
     }
