@@ -364,6 +364,19 @@ fn kid_of_the_wrong_type_denies() {
 }
 
 #[test]
+fn empty_kid_is_no_kid() {
+    let jwks = default_jwks();
+    // Oathkeeper wants a non-empty kid; jwt_verify_lib reads "" as no kid and tries every key.
+    let token = rs256_text(r#"{"alg":"RS256","kid":""}"#, &payload(",\"exp\":1800003600"));
+    assert_eq!(both(&token, &jwks), (401, 200));
+    // A JWK with kid "" fits any token kid in v2 (jwt_verify_lib), none in v1.
+    let mut jwk = rsa_public_jwk("");
+    jwk["kid"] = json!("");
+    let jwks = json!({"keys": [jwk]});
+    assert_eq!(both(&rs256(good_claims()), &jwks), (401, 200));
+}
+
+#[test]
 fn alg_none_in_any_spelling_denies() {
     let jwks = default_jwks();
     for alg in ["none", "None", "NONE", "nOnE", ""] {
@@ -435,6 +448,30 @@ fn private_members_of_a_served_jwk_are_never_a_key() {
         let token = mint(json!({"alg": "HS256", "kid": "k1"}), good_claims(), Signer::Hmac(&secret));
         assert_eq!((v1(&token, &jwks, hs_rule.clone()), v2(&token, &jwks)), (401, 401));
     }
+}
+
+#[test]
+fn duplicate_kids_in_a_key_set() {
+    // Two keys named k1: the attacker's 2048-bit key (here the IdP's first) and the default key.
+    let jwks = json!({"keys": [rsa_jwk_of(attacker_rsa_key(), "k1"), rsa_public_jwk("k1")]});
+    let by_first =
+        mint(json!({"alg": "RS256", "kid": "k1"}), good_claims(), Signer::RsaWith(attacker_rsa_key(), Sha::S256));
+    let by_second = rs256(good_claims());
+    // Oathkeeper takes the first key with the kid and use sig; jwt_verify_lib tries every key
+    // with the kid, in order.
+    assert_eq!(both(&by_first, &jwks), (200, 200));
+    assert_eq!(both(&by_second, &jwks), (401, 200));
+}
+
+#[test]
+fn jwk_alg_binds_the_key_in_v2() {
+    // rsa_public_jwk says alg RS256; the same key's RS384 signature.
+    let jwks = default_jwks();
+    let rs384 = mint(json!({"alg": "RS384", "kid": "k1"}), good_claims(), Signer::RsaWith(rsa_key(), Sha::S384));
+    // Oathkeeper ignored the JWK's alg; jwt_verify_lib skips a key whose alg is another.
+    assert_eq!((v1(&rs384, &jwks, json!({"allowed_algorithms": ["RS384"]})), v2(&rs384, &jwks)), (200, 401));
+    let no_alg = json!({"keys": [rsa_jwk_of(rsa_key(), "k1")]});
+    assert_eq!(v2(&rs384, &no_alg), 200);
 }
 
 #[test]

@@ -144,11 +144,12 @@ fn verify(
         Some((v, cached_set)) if Rc::ptr_eq(&set, &cached_set) => v,
         _ => {
             let alg = Algorithm::from_name(&parsed.alg).ok_or(Authn::Rejected("Jwt header [alg] is not supported"))?;
-            if let Err(e) = verify_signature(alg, parsed.kid.as_deref(), &set, compact) {
+            // jwt_verify_lib reads an empty kid as no kid, in the token and in the JWKS.
+            let kid = parsed.kid.as_deref().filter(|k| !k.is_empty());
+            if let Err(e) = verify_signature(alg, kid, &set, compact) {
                 // A kid the set lacks may be a rotation: wait for one refetch where Envoy would
                 // answer 401 until its next scheduled fetch (rate-limited, see `keys`).
-                let kid_unknown =
-                    parsed.kid.as_deref().is_some_and(|k| set.keys.iter().all(|j| j.kid.as_deref() != Some(k)));
+                let kid_unknown = kid.is_some_and(|k| set.keys.iter().all(|j| j.kid.as_deref() != Some(k)));
                 if kid_unknown && keys.may_refetch(&provider.jwks_uri, now_ms) {
                     return Err(Authn::NeedKeys(vec![provider.jwks_uri.clone()]));
                 }
@@ -167,15 +168,17 @@ fn verify(
     Ok(verified)
 }
 
-/// Tries every key that fits: with a `kid`, only keys with that kid or none; the key type must
-/// fit the algorithm.
+/// Tries every key that fits, in the set's order, as jwt_verify_lib does: with a `kid`, only
+/// keys with that kid or none (so a set with one kid twice has both tried); a key that names its
+/// `alg` only for that algorithm; the key type must fit the algorithm.
 fn verify_signature(alg: Algorithm, kid: Option<&str>, set: &KeySet, compact: &str) -> Result<(), Authn> {
     let mut candidates = set.keys.iter().filter(|k| {
-        let kid_fits = match (kid, k.kid.as_deref()) {
+        let kid_fits = match (kid, k.kid.as_deref().filter(|have| !have.is_empty())) {
             (Some(want), Some(have)) => want == have,
             _ => true,
         };
-        kid_fits && k.key.family() == alg.key_family()
+        let alg_fits = k.alg.as_deref().filter(|a| !a.is_empty()).is_none_or(|a| a == alg.name());
+        kid_fits && alg_fits && k.key.family() == alg.key_family()
     });
     let Some(first) = candidates.next() else {
         return Err(Authn::Rejected("Jwks doesn't have key to match kid or alg from Jwt"));

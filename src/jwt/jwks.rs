@@ -62,6 +62,9 @@ pub struct Jwk {
     pub kid: Option<String>,
     /// The JWK `use` member; Oathkeeper only selects keys whose `use` is exactly `sig`.
     pub usage: Option<String>,
+    /// The JWK `alg` member; for v2, a key that names one verifies only that algorithm
+    /// (jwt_verify_lib). Oathkeeper ignored it.
+    pub alg: Option<String>,
     pub key: PublicKey,
 }
 
@@ -139,6 +142,7 @@ fn opt_string(jwk: &Value, name: &str) -> Result<Option<String>, ()> {
 fn parse_jwk(jwk: &Value) -> Option<Jwk> {
     let kid = opt_string(jwk, "kid").ok()?;
     let usage = opt_string(jwk, "use").ok()?;
+    let alg = opt_string(jwk, "alg").ok()?;
     let key = match jwk.get("kty")?.as_str()? {
         "RSA" => {
             // Moduli outside 2048..=4096 bits (counted without leading zero bytes) and unusable
@@ -196,7 +200,7 @@ fn parse_jwk(jwk: &Value) -> Option<Jwk> {
         }
         _ => return None,
     };
-    Some(Jwk { kid, usage, key })
+    Some(Jwk { kid, usage, alg, key })
 }
 
 #[cfg(test)]
