@@ -7,10 +7,10 @@
 //! access-rule stage (Oathkeeper) sees it percent-decoded once, as Go's `URL.Path` is.
 //!
 //! What is refused (400), and why, is in docs/security.md, "Paths": an escaped `/` or `\` (unless
-//! the plugin option `paths.escapedSlashes` is `keep`), a raw `\`, an escaped control character,
-//! an escape still left after one decoding (double encoding), a dot segment with `;` parameters,
-//! an empty segment a `..` would remove, bytes that are not UTF-8 once decoded, and paths over
-//! `MAX_PATH_BYTES`.
+//! the plugin option `paths.escapedSlashes` is `keep`), a raw `\`, a control character (raw or
+//! escaped), an escape still left after one decoding (double encoding), a dot segment with `;`
+//! parameters, an empty segment a `..` would remove, bytes that are not UTF-8 once decoded, and
+//! paths over `MAX_PATH_BYTES`.
 
 /// Longest path (without the query) the filter decides on. Envoy's own limit is the whole header
 /// block (60 KiB by default); rule regexes cost time in proportion to the path, and no real
