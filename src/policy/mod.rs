@@ -200,6 +200,8 @@ pub struct Policy {
     access_index: HashMap<String, Vec<usize>>,
     /// Clock tolerance for `exp`/`nbf`/`iat` (0 = Oathkeeper).
     pub clock_skew_secs: i64,
+    /// Plugin option `paths.escapedSlashes` (docs/security.md, "Paths").
+    pub escaped_slashes: crate::request::path::EscapedSlashes,
 }
 
 /// The verdict for one request.
