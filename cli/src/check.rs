@@ -108,3 +108,98 @@ pub fn summary(config: &Config) -> Vec<String> {
     }
     lines
 }
+
+/// Configurations that load but do not do what they seem to: each a line for the user.
+///
+/// Today one case, Kyma's own behaviour that the filter keeps (docs/security.md, "Fuzzing",
+/// finding 2): in a v1beta1 APIRule in Istio JWT mode every rule is an ALLOW
+/// AuthorizationPolicy, and those are ORed, so an open rule whose policy path covers a `jwt`
+/// rule's path (`/.*` becomes `/*`) admits that path without a token.
+pub fn warnings(docs: &[Document]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for doc in docs {
+        let rules: Vec<&Value> = match &doc.kind {
+            Kind::ApiRule(rule) => vec![rule],
+            Kind::Plugin(map) => {
+                map.get("apiRules").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default()
+            }
+            Kind::Other(_) => continue,
+        };
+        for apirule in rules {
+            for w in istio_mode_open_rules(apirule) {
+                lines.push(format!("{}: {w}", doc.place()));
+            }
+        }
+    }
+    lines
+}
+
+fn istio_mode_open_rules(apirule: &Value) -> Vec<String> {
+    if apirule.get("apiVersion").and_then(Value::as_str) != Some("gateway.kyma-project.io/v1beta1") {
+        return Vec::new();
+    }
+    let Some(rules) = apirule.pointer("/spec/rules").and_then(Value::as_array) else { return Vec::new() };
+    let handlers = |rule: &Value| -> Vec<(String, bool)> {
+        let strategies = rule.get("accessStrategies").and_then(Value::as_array);
+        strategies
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let handler = s.get("handler").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let istio = s.pointer("/config/authentications").is_some();
+                (handler, istio)
+            })
+            .collect()
+    };
+    let is_istio_jwt = |rule: &Value| handlers(rule).iter().any(|(h, istio)| h == "jwt" && *istio);
+    if !rules.iter().any(is_istio_jwt) {
+        return Vec::new();
+    }
+    let path = |rule: &Value| rule.get("path").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let methods = |rule: &Value| -> Vec<String> {
+        let list = rule.get("methods").and_then(Value::as_array);
+        list.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+    };
+    let name = apirule.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
+    let namespace = apirule.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+    let mut lines = Vec::new();
+    for (o, open) in rules.iter().enumerate() {
+        let open_handlers = handlers(open);
+        if open_handlers.is_empty() || open_handlers.iter().any(|(h, _)| h == "jwt") {
+            continue;
+        }
+        let open_path = path(open);
+        let policy_path = if open_path == "/.*" { "/*".to_owned() } else { open_path.clone() };
+        for (j, protected) in rules.iter().enumerate() {
+            let shares_method = methods(open).iter().any(|m| methods(protected).contains(m));
+            if j == o
+                || !is_istio_jwt(protected)
+                || !shares_method
+                || !istio_path_covers(&policy_path, &path(protected))
+            {
+                continue;
+            }
+            lines.push(format!(
+                "APIRule {namespace}/{name}: warning: spec.rules[{o}] (path {open_path}, {}) also admits spec.rules[{j}] \
+                 (path {}, jwt) without a token: in Istio JWT mode Kyma's ALLOW AuthorizationPolicies are ORed, and this \
+                 rule's policy path {policy_path} covers that path (as Kyma did; docs/security.md, Fuzzing, finding 2). \
+                 Name the open paths instead, or move to v2, which cuts earlier rules' paths from later ones",
+                open_handlers.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>().join("+"),
+                path(protected),
+            ));
+        }
+    }
+    lines
+}
+
+/// Whether an AuthorizationPolicy path (exact, `prefix*`, `*suffix` or `*`) admits every path a
+/// rule written as `rule_path` can match: only the certain cases (a prefix the rule's path starts
+/// with, the same string), so a warning is never a guess.
+fn istio_path_covers(policy_path: &str, rule_path: &str) -> bool {
+    if policy_path == "*" || policy_path == rule_path {
+        return true;
+    }
+    policy_path
+        .strip_suffix('*')
+        .is_some_and(|prefix| rule_path.starts_with(prefix) && !prefix.contains(['.', '(', '[', '?', '|', '\\']))
+}

@@ -156,6 +156,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     for line in check::summary(&config) {
                         println!("{line}");
                     }
+                    for line in check::warnings(&docs) {
+                        eprintln!("{line}");
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 None => Ok(ExitCode::FAILURE),

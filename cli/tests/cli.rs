@@ -153,6 +153,39 @@ fn check_reads_stdin_and_json_and_finds_a_host_used_twice_across_documents() {
     assert_eq!(alone.status.code(), Some(0), "{}", stderr(&alone));
 }
 
+/// Kyma's v1beta1 Istio JWT mode ORs the rules' ALLOW policies: a catch-all `no_auth` opens the
+/// jwt rule's paths (docs/security.md, Fuzzing, finding 2). The filter answers as Kyma did, and
+/// `check` says so; a catch-all that shares no method, or names its own prefix, gets no warning.
+#[test]
+fn check_warns_when_an_istio_mode_open_rule_admits_a_jwt_rules_paths() {
+    let jwt = json!({"handler": "jwt", "config": {"authentications": [{"issuer": "https://idp.example.com", "jwksUri": "https://idp.example.com/keys"}]}});
+    let document = |open_path: &str, open_methods: Value| {
+        json!({"apiVersion": "gateway.kyma-project.io/v1beta1", "kind": "APIRule",
+        "metadata": {"name": "istio", "namespace": "default"},
+        "spec": {"host": "istio.example.com", "service": {"name": "httpbin", "port": 8000}, "gateway": "kyma-system/kyma-gateway",
+                 "rules": [{"path": "/admin.*", "methods": ["GET"], "accessStrategies": [jwt.clone()]},
+                           {"path": open_path, "methods": open_methods, "accessStrategies": [{"handler": "no_auth"}]}]}})
+    };
+    let out = apirule_with_stdin(&["check", "-"], Some(&document("/.*", json!(["GET"])).to_string()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "-: document 1: APIRule default/istio: warning: spec.rules[1] (path /.*, no_auth) also admits spec.rules[0] \
+         (path /admin.*, jwt) without a token: in Istio JWT mode Kyma's ALLOW AuthorizationPolicies are ORed, and this \
+         rule's policy path /* covers that path (as Kyma did; docs/security.md, Fuzzing, finding 2). \
+         Name the open paths instead, or move to v2, which cuts earlier rules' paths from later ones"
+    );
+    for (path, methods) in [("/.*", json!(["POST"])), ("/public/.*", json!(["GET"]))] {
+        let out = apirule_with_stdin(&["check", "-"], Some(&document(path, methods).to_string()));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{path}");
+    }
+    // The filter admits it, as Kyma's policies did.
+    let file = write_temp("istio-catch-all.json", &document("/.*", json!(["GET"])).to_string());
+    let out = apirule(&["explain", &file, "--method", "GET", "--path", "/admin"]);
+    assert!(stdout(&out).contains("allowed"), "{}{}", stdout(&out), stderr(&out));
+}
+
 #[test]
 fn check_takes_a_plugin_configuration_and_a_wasmplugin() {
     let rules = json!([common::rule("/.*", &["GET"], "jwt", Some(common::jwt_config(json!({}))))]);
