@@ -9,6 +9,8 @@
 //! minted signing input occurs in the request (in a header value, or the path, raw or
 //! percent-decoded), followed by `.` and a signature that the reference crates (`rsa`, `p256`,
 //! `hmac`) verify over it with one of the keys. An Allow without that is a forged token accepted.
+//! And the one minted token that has expired (valid signature, `exp` an hour ago) is no such
+//! token: an Allow on it alone is an expired token accepted.
 //!
 //! Also: a governed host is never passed through; nothing waits for keys or calls when the key
 //! store says waiting cannot help; and the verified-token cache never changes an answer
@@ -301,6 +303,12 @@ impl World {
     /// The oracle: some minted signing input occurs in one of `texts`, followed by `.` and a
     /// signature the reference crates verify over it.
     pub fn genuinely_signed(&self, texts: &[Vec<u8>]) -> bool {
+        !self.genuine_tokens(texts).is_empty()
+    }
+
+    /// Which minted tokens (indexes into `minted`) occur in `texts` with a signature the
+    /// reference crates verify.
+    pub fn genuine_tokens(&self, texts: &[Vec<u8>]) -> Vec<usize> {
         const LENIENT: GeneralPurpose = GeneralPurpose::new(
             &alphabet::URL_SAFE,
             GeneralPurposeConfig::new()
@@ -308,8 +316,12 @@ impl World {
                 .with_decode_allow_trailing_bits(true),
         );
         let is_b64 = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=';
+        let mut found = Vec::new();
         for text in texts {
-            for (_, input) in &self.minted {
+            for (index, (_, input)) in self.minted.iter().enumerate() {
+                if found.contains(&index) {
+                    continue;
+                }
                 let needle = format!("{input}.");
                 let mut from = 0;
                 while let Some(at) = find(text.get(from..).unwrap_or_default(), needle.as_bytes()) {
@@ -320,8 +332,8 @@ impl World {
                     let unpadded = run.split(|&b| b == b'=').next().unwrap_or_default();
                     for candidate in [run, unpadded] {
                         if let Ok(sig) = LENIENT.decode(candidate) {
-                            if self.reference_verifies(input.as_bytes(), &sig) {
-                                return true;
+                            if !found.contains(&index) && self.reference_verifies(input.as_bytes(), &sig) {
+                                found.push(index);
                             }
                         }
                     }
@@ -329,7 +341,7 @@ impl World {
                 }
             }
         }
-        false
+        found
     }
 }
 
@@ -633,10 +645,11 @@ fn place(u: &mut Unstructured, w: &World, host: &str, token: &str) -> Result<Req
 fn check_decision(w: &World, req: &Request, d: &Decision, how: &str) {
     match d {
         Decision::Allow { .. } => {
-            assert!(
-                w.genuinely_signed(&request_texts(req)),
-                "{how}: allowed without a token signed by the key set: {req:?}"
-            );
+            let genuine = w.genuine_tokens(&request_texts(req));
+            assert!(!genuine.is_empty(), "{how}: allowed without a token signed by the key set: {req:?}");
+            // The one expired minted token, however well signed, allows nothing.
+            let expired = w.minted.len() - 1;
+            assert!(genuine.iter().any(|&i| i != expired), "{how}: allowed on an expired token: {req:?}");
         }
         Decision::Deny { .. } => {}
         other => panic!("{how}: {other:?} for a governed host with every key at hand: {req:?}"),
