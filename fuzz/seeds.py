@@ -99,6 +99,10 @@ def path_seeds(target, strict):
         paths.append("/public/..%2Fadmin")
     for i, p in enumerate(paths):
         write(target, f"path-{i:02}", bytes([i % 8 + (0x80 if i % 3 == 0 else 0)]) + p.encode())
+    if strict:
+        # Found by path_policy_strict from an empty corpus (docs/security.md, Fuzzing, finding 1):
+        # host 7 (v2, /admin/{**} jwt then /* noAuth), GET /admin%2f'.
+        write(target, "found-v2all-admin-escaped-slash", b"\x3f/admin%2f'")
 
 
 def main():
