@@ -201,7 +201,7 @@ fuzz: fuzz-build
 # The short form `make test` runs: a fixed number of runs per target, seeded (-seed=1) and from
 # the checked-in seeds only (a fresh working corpus each time), so every run explores the same
 # inputs. rsa_differential is built but not run here: its pool's private-key operations cost
-# ~10 s before the first input, and tests/rsa_differential.rs runs the same check in test-unit.
+# 4-30 s before the first input, and tests/rsa_differential.rs runs the same check in test-unit.
 FUZZ_SMOKE := config_parse:2000 jwks_parse:2000 token_decide:3000 path_policy:20000 p256_differential:1000 \
               ecdsa_differential:300
 fuzz-smoke: fuzz-build
