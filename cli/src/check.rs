@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use apirule_wasm::config::{self, Config, ConfigError};
+use apirule_wasm::policy::Mode;
 
 use crate::input::{self, Document, Kind};
 
@@ -93,7 +94,11 @@ fn describe(doc: &Document, e: &ConfigError, plugin: &Value) -> String {
 pub fn summary(config: &Config) -> Vec<String> {
     let mut lines = Vec::new();
     for h in config.policy.hosts() {
-        lines.push(format!("{}: host {} ({} route(s))", h.apirule, h.host, h.route_count()));
+        let mode = match h.mode {
+            Mode::DryRun => ", dry-run: logged and counted, not enforced",
+            Mode::Enforce => "",
+        };
+        lines.push(format!("{}: host {} ({} route(s){mode})", h.apirule, h.host, h.route_count()));
     }
     for url in config.jwks.values() {
         lines.push(format!("JWKS {} via cluster {}", url.url, url.cluster));

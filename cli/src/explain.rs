@@ -55,7 +55,7 @@ pub fn explain(config: &Config, docs: &[Document], q: &Query) -> Result<Explanat
             Semantics::OathkeeperV1(_) => "Oathkeeper (Kyma v1 APIRule)",
             Semantics::Istio(_) => "Istio RequestAuthentication + AuthorizationPolicy",
         };
-        crate::set(&mut report, "apirule", json!({"name": h.apirule, "host": h.host, "semantics": semantics}));
+        crate::set(&mut report, "apirule", json!({"name": &*h.apirule, "host": h.host, "semantics": semantics}));
     }
     let decision = offline::decide(&config.policy, &req, offline::now_ms(), &keys);
     let allowed = match &decision {

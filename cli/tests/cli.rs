@@ -386,6 +386,16 @@ fn render_dry_run_marks_every_apirule_and_json_output_is_a_list() {
     assert_eq!(list["kind"], "List");
     let rule = &list["items"][0]["spec"]["pluginConfig"]["apiRules"][0];
     assert_eq!(rule["metadata"]["annotations"]["apirule-wasm.kyma-project.io/mode"], "dry-run");
+    // The filter reads the mark: check says the APIRule is only observed.
+    let out = apirule_with_stdin(&["check", "-"], Some(&list["items"][0].to_string()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "default/httpbin: host httpbin.example.com (1 route(s), dry-run: logged and counted, not enforced)"
+        ),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

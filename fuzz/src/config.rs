@@ -9,7 +9,7 @@ use apirule_wasm::config::{self, Config, ConfigError};
 use apirule_wasm::keys::KeyCache;
 use apirule_wasm::policy::Decision;
 use apirule_wasm::request::Request;
-use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use arbitrary::{Result, Unstructured};
 use serde_json::{json, Value};
 
 use crate::json_mutate::{self, Dictionary};

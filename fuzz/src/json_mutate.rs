@@ -4,7 +4,7 @@
 //! element). libFuzzer then mutates these choices, so it explores documents close to valid ones
 //! instead of mostly invalid JSON.
 
-use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use arbitrary::{Result, Unstructured};
 use serde_json::{Map, Value};
 
 /// What a mutation may put into a document: whole values and object keys.

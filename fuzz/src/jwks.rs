@@ -10,10 +10,10 @@
 use std::sync::OnceLock;
 
 use apirule_wasm::jwt::jwks::{parse_jwks, Jwk, JwksError, KeySet, PublicKey, MAX_JWKS_BYTES, MAX_KEYS};
+use arbitrary::{Result, Unstructured};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
-use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use serde_json::{json, Value};
 
 use crate::common;

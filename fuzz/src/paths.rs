@@ -3,29 +3,24 @@
 //! for every way a rule can be open (v1beta1 `no_auth`, `allow` and `noop`, v2alpha1 and v2
 //! `noAuth`; v1beta1 in Istio JWT mode with `/admin.*` protected before an open `/.*`).
 //!
-//! The invariants, checked against an implementation of RFC 3986 written here, independently of
-//! `src/request`:
-//! - `normalize` is: reject a path not starting with `/` or with a bad escape; decode the escapes
-//!   of unreserved characters, upper-case the others; RFC 3986 5.2.4 dot-segment removal.
-//!   `decode_for_access_rules` is: decode every escape, then 5.2.4 again. Both are idempotent.
+//! The invariants, checked against the path rules of docs/security.md ("Paths") and RFC 3986,
+//! written here independently of `src/request`:
+//! - `rule_path` refuses exactly the paths the docs list (no leading `/`, a bad escape, a raw `\`,
+//!   over 8 KiB, an escaped `/` or `\`, a control character, an escape left after one decoding, a
+//!   dot segment with `;` parameters or once `\` is a separator, a `..` that would remove an empty
+//!   segment); otherwise its normalised path is: unreserved escapes decoded, other escapes
+//!   upper-cased, RFC 3986 5.2.4 dot-segment removal, slashes merged; and `decoded` is that path
+//!   percent-decoded once. Both are stable: the normalised path normalises to itself.
 //! - A path with a bad escape is never allowed.
-//! - **A path whose fully percent-decoded, dot-segment-resolved form starts with `/admin` is never
-//!   allowed without a token**, neither as sent nor as forwarded (the `:path` the filter
-//!   rewrites to).
-//!
-//! The last one fails today for paths that climb out of `/public/` only once an encoded `/`
-//! is decoded (`/public/..%2Fadmin`): the route stage keeps `%2F` (as Envoy's
-//! `normalize_path` does) and matches `/public/.*`, the backend may decode `%2F` and serve
-//! `/admin`. That is the known open bug of `src/request/path.rs` (escaped slashes; being fixed
-//! on the hard-paths branch, see docs/security.md "Fuzzing"). `check(data, Strictness::Lenient)`
-//! (target `path_policy`) skips exactly that class: paths that do not reach `/admin` when `%2F`
-//! stays encoded. `check(data, Strictness::Strict)` (target `path_policy_strict`) does not skip
-//! it and is expected to fail until the fix lands.
+//! - **No request is allowed without a token whose forwarded path (the `:path` the filter rewrites
+//!   to, else the one sent), fully percent-decoded and dot-segment-resolved, starts with
+//!   `/admin`.** This found the escaped-slash bypass (`/public/..%2Fadmin`) before it was fixed
+//!   (docs/security.md, "Fuzzing", finding 1).
 
 use apirule_wasm::config;
 use apirule_wasm::keys::KeyCache;
 use apirule_wasm::policy::{Decision, Policy};
-use apirule_wasm::request::path;
+use apirule_wasm::request::path::{self, EscapedSlashes};
 use apirule_wasm::request::Request;
 use serde_json::{json, Value};
 
@@ -57,13 +52,6 @@ impl Protects {
             Protects::Segment => resolved == "/admin" || resolved.starts_with("/admin/"),
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Strictness {
-    /// Skips the documented open bug (paths reaching `/admin` only through an encoded `/`).
-    Lenient,
-    Strict,
 }
 
 const JWKS: &str = "https://idp.example.com/keys";
@@ -215,14 +203,41 @@ pub fn rfc_remove_dot_segments(path: &str) -> String {
     output
 }
 
-/// `normalize` as specified: `None` where the filter must refuse the path.
-pub fn reference_normalize(p: &str) -> Option<String> {
-    if !p.starts_with('/') {
+/// `rule_path`'s normalised path as specified: `None` where the filter must refuse the path (400).
+pub fn reference_rule_path(p: &str) -> Option<String> {
+    if p.len() > 8 * 1024 || !p.starts_with('/') || p.contains('\\') {
         return None;
     }
-    let decoded = percent_decode(p, |b| !unreserved(b))?;
-    let text = String::from_utf8(decoded).ok()?;
-    Some(rfc_remove_dot_segments(&text))
+    let text = String::from_utf8(percent_decode(p, |b| !unreserved(b))?).ok()?;
+    // Empty segments marked with a character `text` does not hold, so that a `..` removing one
+    // shows as a missing mark. (Whatever dot segments remove is never forwarded: only what is
+    // left must pass the checks below.)
+    let mark = ('\u{1}'..).find(|c| !text.contains(*c))?;
+    let marked: Vec<String> = text
+        .split('/')
+        .enumerate()
+        .map(|(i, s)| if i > 0 && s.is_empty() { mark.to_string() } else { s.to_owned() })
+        .collect();
+    let marked = marked.join("/");
+    let resolved = rfc_remove_dot_segments(&marked);
+    if resolved.matches(mark).count() != marked.matches(mark).count() {
+        return None;
+    }
+    let mut normalized = String::new();
+    for c in resolved.replace(mark, "").chars() {
+        if !(c == '/' && normalized.ends_with('/')) {
+            normalized.push(c);
+        }
+    }
+    let decoded = String::from_utf8(percent_decode(&normalized, |_| false)?).ok()?;
+    let escape_left = decoded.as_bytes().windows(2).any(|w| w[0] == b'%' && (w[1] == b'%' || w[1].is_ascii_hexdigit()));
+    let dot_segment = decoded.split(['/', '\\']).any(|s| matches!(s.split(';').next(), Some("." | "..")));
+    let refused = normalized.contains("%2F")
+        || normalized.contains("%5C")
+        || decoded.bytes().any(|b| b.is_ascii_control())
+        || escape_left
+        || dot_segment;
+    (!refused).then_some(normalized)
 }
 
 /// The path as a backend that decodes every escape once and resolves dot segments sees it
@@ -243,40 +258,27 @@ fn check_path_functions(raw: &str) {
     if let Some(q) = query {
         assert!(!q.contains('#'), "a fragment left in the query of {raw:?}");
     }
-    let normalized = path::normalize(p);
-    let expected = reference_normalize(p);
-    assert_eq!(normalized.as_ref().ok(), expected.as_ref(), "normalize({p:?})");
-    let Ok(n) = normalized else { return };
-    assert!(n.starts_with('/') && !has_dot_segment(&n), "normalize({p:?}) = {n:?}");
-    assert_eq!(path::normalize(&n).as_ref(), Ok(&n), "normalize is not idempotent on {p:?}");
-    assert_eq!(path::remove_dot_segments(&n), n);
-    if p.starts_with('/') {
-        assert_eq!(path::remove_dot_segments(p), rfc_remove_dot_segments(p), "remove_dot_segments({p:?})");
-    }
-    let access = path::decode_for_access_rules(&n);
-    let expected =
-        percent_decode(&n, |_| false).and_then(|d| String::from_utf8(d).ok()).map(|t| rfc_remove_dot_segments(&t));
-    assert_eq!(access.as_ref().ok(), expected.as_ref(), "decode_for_access_rules({n:?})");
+    let got = path::rule_path(raw, EscapedSlashes::Reject);
+    let expected = reference_rule_path(p);
+    assert_eq!(got.as_ref().ok().map(|r| &r.normalized), expected.as_ref(), "rule_path({raw:?}): {got:?}");
+    let Ok(r) = got else { return };
+    assert!(r.normalized.starts_with('/') && !has_dot_segment(&r.normalized) && !r.normalized.contains("//"));
+    let decoded = percent_decode(&r.normalized, |_| false).and_then(|d| String::from_utf8(d).ok());
+    assert_eq!(decoded.as_ref(), Some(&r.decoded), "decoded of {raw:?}");
+    assert_eq!(path::rule_path(&r.normalized, EscapedSlashes::Reject).as_ref(), Ok(&r), "not stable on {raw:?}");
+    // `keep` only admits more paths: what `reject` admits it reads the same way.
+    assert_eq!(path::rule_path(raw, EscapedSlashes::Keep).as_ref(), Ok(&r), "escapedSlashes keep on {raw:?}");
+    let forwarded = path::forwarded_path(raw, &r).unwrap_or_else(|| raw.to_owned());
+    assert_eq!(path::split_query(&forwarded).0, r.normalized, "forwarded {forwarded:?} for {raw:?}");
 }
 
-/// A protected path is reached, and the class is not the documented escaped-slash bug (or
-/// strict).
-fn must_be_refused(raw: &str, protects: Protects, strictness: Strictness) -> bool {
-    let p = path_part(raw);
-    let Some(full) = resolved(p, false) else { return false };
-    if !protects.covers(&full) {
-        return false;
-    }
-    match strictness {
-        Strictness::Strict => true,
-        // Known open bug (escaped slashes, docs/security.md "Fuzzing", finding 1): skip the paths
-        // that reach /admin only when %2F is decoded into a separator.
-        Strictness::Lenient => resolved(p, true).is_some_and(|r| protects.covers(&r)),
-    }
+/// A path that reaches what the host protects once fully decoded and resolved.
+fn must_be_refused(raw: &str, protects: Protects) -> bool {
+    resolved(path_part(raw), false).is_some_and(|full| protects.covers(&full))
 }
 
 /// Input: one byte choosing host and method, then the `:path` (lossy UTF-8).
-pub fn check(data: &[u8], strictness: Strictness) {
+pub fn check(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else { return };
     let (host, protects) = HOSTS[usize::from(sel & 0x7f) % HOSTS.len()];
     let method = if sel & 0x80 == 0 { "GET" } else { "POST" };
@@ -286,13 +288,13 @@ pub fn check(data: &[u8], strictness: Strictness) {
     let d = policy().decide(&req, 0, &KeyCache::default());
     let Decision::Allow { set_headers, .. } = &d else { return };
     let forwarded = set_headers.iter().find(|(k, _)| k == ":path").map_or(raw.as_ref(), |(_, v)| v.as_str());
-    assert!(resolved(path_part(&raw), false).is_some(), "{host}: {raw:?} has a bad escape and is allowed");
+    assert!(reference_rule_path(path_part(&raw)).is_some(), "{host}: {raw:?} is refused by the path rules and allowed");
+    // What the backend gets is the forwarded path (the normalised one, or `raw` when that is
+    // normalised already), so that is what must not reach /admin. `raw` itself may, once fully
+    // decoded, name a protected path that its normalisation does not (`/admin%2Fm/..` is `/`:
+    // the `..` removes the segment `admin%2Fm`): the backend never sees it.
     assert!(
-        !must_be_refused(&raw, protects, strictness),
-        "{host} {method}: {raw:?} reaches /admin and is allowed: {d:?}"
-    );
-    assert!(
-        !must_be_refused(forwarded, protects, strictness),
+        !must_be_refused(forwarded, protects),
         "{host} {method}: {raw:?} is forwarded as {forwarded:?}, which reaches /admin, without a token"
     );
 }

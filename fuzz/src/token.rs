@@ -24,11 +24,11 @@ use apirule_wasm::jwt::jwks::{parse_jwks, KeySet};
 use apirule_wasm::keys::KeyStore;
 use apirule_wasm::policy::{Decision, Policy};
 use apirule_wasm::request::Request;
+use arbitrary::{Result, Unstructured};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
 use hmac::{Hmac, Mac};
-use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use serde_json::{json, Value};
 
 use crate::common::{self, Signer, ISSUER, JWKS_URL, NOW_MS, NOW_SECS};

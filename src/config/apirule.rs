@@ -13,7 +13,8 @@ use crate::jwt::envoy::Provider;
 use crate::policy::istio::{self, Access, HeaderValue, PolicyPath};
 use crate::policy::mutator::Template as MutatorTemplate;
 use crate::policy::{
-    AccessRule, Authenticator, HostPolicy, Mutator, PathPattern, Route, RouteAction, RuleId, Semantics, SharedPath,
+    AccessRule, Authenticator, HostPolicy, Mode, Mutator, PathPattern, Route, RouteAction, RuleId, Semantics,
+    SharedPath,
 };
 use std::collections::BTreeMap;
 
@@ -108,6 +109,29 @@ fn stored_v1beta1(item: &Value) -> Option<Result<Value, String>> {
     Some(Ok(v1))
 }
 
+/// The annotation that puts an APIRule in dry-run mode (issue 10); every APIRule version has it.
+const MODE_ANNOTATION: &str = "apirule-wasm.kyma-project.io/mode";
+
+/// The APIRule's mode from its `metadata.annotations`. Absent: enforce. Any value other than
+/// `dry-run` and `enforce` is refused, so a typo neither enforces nor stops enforcing silently.
+/// Other annotations belong to Kubernetes and its controllers and are not looked at.
+fn parse_mode(metadata: &Node<'_>) -> Result<Mode, ConfigError> {
+    let Some(annotations) = metadata.get("annotations") else {
+        return Ok(Mode::Enforce);
+    };
+    let Some(value) = annotations.object()?.get(MODE_ANNOTATION).filter(|v| !v.is_null()) else {
+        return Ok(Mode::Enforce);
+    };
+    let node = Node::at(value, format!("{}[{MODE_ANNOTATION:?}]", annotations.path), metadata.resource());
+    let valid = "must be \"dry-run\" or \"enforce\" (absent: enforce)";
+    match value.as_str() {
+        Some("dry-run") => Ok(Mode::DryRun),
+        Some("enforce") => Ok(Mode::Enforce),
+        Some(other) => Err(node.error(format!("{other:?} is not a mode: {valid}"))),
+        None => Err(node.error(format!("is not a string: {valid}"))),
+    }
+}
+
 pub(crate) fn compile(item: &Node<'_>, options: &Options, paths: &mut PathCache) -> Result<Compiled, ConfigError> {
     if let Some(v1) = stored_v1beta1(item.value) {
         let resource = label(item.value, &item.path);
@@ -146,8 +170,9 @@ fn compile_resource(item: &Node<'_>, options: &Options, paths: &mut PathCache) -
         None => "default",
     };
     let apirule = format!("{namespace}/{name}");
+    let mode = parse_mode(&metadata)?;
     if matches!(api_version, v2::V2 | v2::V2ALPHA1) {
-        return v2::compile(&root, apirule, namespace, options, paths);
+        return v2::compile(&root, apirule, namespace, mode, options, paths);
     }
 
     let spec = root.req("spec")?;
@@ -316,7 +341,7 @@ fn compile_resource(item: &Node<'_>, options: &Options, paths: &mut PathCache) -
         Semantics::OathkeeperV1(routes)
     };
     Ok(Compiled {
-        host: HostPolicy { apirule, host: full_host.to_ascii_lowercase(), semantics },
+        host: HostPolicy { apirule: apirule_name, host: full_host.to_ascii_lowercase(), mode, semantics },
         host_path,
         access_rules,
         jwks_urls,

@@ -23,6 +23,7 @@ use crate::calls::ext_authz;
 use crate::jwt::cache::DEFAULT_MAX_ENTRIES;
 use crate::keys::CacheSettings;
 use crate::policy::Policy;
+use crate::request::path::EscapedSlashes;
 use json::Node;
 
 /// A refused configuration: which resource, which field, what is wrong.
@@ -113,6 +114,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         "tokenCache",
         "introspection",
         "extAuth",
+        "paths",
     ])?;
     let ext_authz = parse_ext_authz(root.get("extAuth"))?;
     let mut introspection_clusters = BTreeMap::new();
@@ -142,6 +144,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         Some(n) => n.uint(0, 300)?,
         None => 0,
     };
+    let escaped_slashes = parse_paths_options(root.get("paths"))?;
     let (cache, clusters) = parse_jwks_options(root.get("jwks"))?;
     let token_cache_entries = match root.get("tokenCache") {
         Some(n) => {
@@ -162,6 +165,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         return Err(rules_error("must list at least one APIRule"));
     }
     let mut policy = Policy::new(i64::try_from(clock_skew_secs).unwrap_or(0));
+    policy.escaped_slashes = escaped_slashes;
     let mut jwks_urls = Vec::new();
     let mut introspection_urls: Vec<(String, u64)> = Vec::new();
     let mut paths = apirule::PathCache::default();
@@ -206,6 +210,23 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
 
 /// `extAuth.providers.<name>`: where an `extAuth` authorizer is asked, in the terms of Istio's
 /// `envoyExtAuthzHttp` extension provider (`cluster` instead of service and port).
+/// `paths.escapedSlashes`: `reject` (the default) or `keep`, named after Envoy's
+/// `path_with_escaped_slashes_action` (docs/security.md, "Paths").
+fn parse_paths_options(node: Option<Node<'_>>) -> Result<EscapedSlashes, ConfigError> {
+    let Some(n) = node else {
+        return Ok(EscapedSlashes::default());
+    };
+    n.only_keys(&["escapedSlashes"])?;
+    let Some(value) = n.get("escapedSlashes") else {
+        return Ok(EscapedSlashes::default());
+    };
+    match value.str()? {
+        "reject" => Ok(EscapedSlashes::Reject),
+        "keep" => Ok(EscapedSlashes::Keep),
+        _ => Err(value.error("must be \"reject\" or \"keep\"")),
+    }
+}
+
 fn parse_ext_authz(node: Option<Node<'_>>) -> Result<BTreeMap<String, Rc<ext_authz::Provider>>, ConfigError> {
     let mut out = BTreeMap::new();
     let Some(node) = node else {

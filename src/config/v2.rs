@@ -12,7 +12,7 @@ use super::{ConfigError, Options};
 use crate::jwt::envoy::{default_locations, Location, Provider};
 use crate::policy::istio::{Access, Authorization, HeaderValue, PolicyHost, PolicyPath, Rule, Rules};
 use crate::policy::template::Template;
-use crate::policy::{HostPolicy, RuleId, Semantics};
+use crate::policy::{HostPolicy, Mode, RuleId, Semantics};
 
 pub(crate) const V2ALPHA1: &str = "gateway.kyma-project.io/v2alpha1";
 pub(crate) const V2: &str = "gateway.kyma-project.io/v2";
@@ -95,6 +95,7 @@ pub(crate) fn compile(
     root: &Node<'_>,
     apirule: String,
     namespace: &str,
+    mode: Mode,
     options: &Options,
     paths: &mut PathCache,
 ) -> Result<Compiled, ConfigError> {
@@ -272,7 +273,7 @@ pub(crate) fn compile(
     jwks_urls.dedup();
     let compiled = Rules { forwarded_host, policy_host: Some(policy_host), rules, providers };
     Ok(Compiled {
-        host: HostPolicy { apirule, host, semantics: Semantics::Istio(Rc::new(compiled)) },
+        host: HostPolicy { apirule: apirule_name, host, mode, semantics: Semantics::Istio(Rc::new(compiled)) },
         host_path: "spec.hosts[0]",
         access_rules: Vec::new(),
         jwks_urls,

@@ -8,11 +8,12 @@ use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use super::metrics::{self, Counter};
 use super::root::register_waiter;
-use super::{flush_counters, log, log_debug, now_ms, SharedRef, Waiter, NOW_TICK};
+use super::{decide_current, flush_counters, log, log_debug, now_ms, Shared, SharedRef, Waiter, NOW_TICK};
 use crate::calls::{Answer, Call, Target};
 use crate::config::Config;
 use crate::keys::FetchedOnce;
-use crate::policy::Decision;
+use crate::policy::{Decision, Mode};
+use crate::request::path as request_path;
 use crate::request::Request;
 
 pub struct HttpFilter {
@@ -20,6 +21,9 @@ pub struct HttpFilter {
     shared: SharedRef,
     /// A request paused for its introspection call.
     pending: Option<Pending>,
+    /// The APIRule governing this request when it is in dry-run mode: its decision is logged
+    /// and counted, never carried out.
+    dry_run: Option<Rc<str>>,
 }
 
 /// What a request paused for an introspection call needs when the answer comes.
@@ -43,7 +47,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 impl HttpFilter {
     pub fn new(context_id: u32, shared: SharedRef) -> Self {
-        HttpFilter { context_id, shared, pending: None }
+        HttpFilter { context_id, shared, pending: None, dry_run: None }
     }
 
     /// Dispatches `call` for `request` and pauses it; a call that cannot be dispatched is a 500,
@@ -59,7 +63,7 @@ impl HttpFilter {
     ) -> Action {
         if calls >= MAX_CALLS_PER_REQUEST {
             let deny = Decision::deny_outside_rules(&request, 500, "too many authorization calls", false);
-            return apply(&deny, &request, resume);
+            return apply(&deny, &request, resume, self.dry_run.as_deref());
         }
         // Where the call goes: (cluster, method, :path, :authority, timeout).
         let target = match &call.target {
@@ -74,7 +78,7 @@ impl HttpFilter {
         };
         let Some((cluster, method, path, authority, timeout_ms)) = target else {
             let deny = Decision::deny_outside_rules(&request, 500, "authorization call without an endpoint", false);
-            return apply(&deny, &request, resume);
+            return apply(&deny, &request, resume, self.dry_run.as_deref());
         };
         let mut headers: Vec<(&str, &str)> = vec![
             (":method", method.as_str()),
@@ -110,6 +114,14 @@ impl HttpFilter {
         }
     }
 
+    /// Makes the root's tick fire at once (it dispatches JWKS fetches), then comes back.
+    fn wake_root(&self, root_id: u32) {
+        if hostcalls::set_effective_context(root_id).is_ok() {
+            let _ = hostcalls::set_tick_period(NOW_TICK);
+            let _ = hostcalls::set_effective_context(self.context_id);
+        }
+    }
+
     /// Decides `request` with what is known, and carries the decision out (`resume`: it was paused).
     fn decide_and_apply(
         &mut self,
@@ -120,45 +132,50 @@ impl HttpFilter {
         resume: bool,
     ) -> Action {
         let now = now_ms();
-        let (decision, root_id, answers, seen) = {
+        let (decision, root_id, answers, seen, refresh_due) = {
             let Ok(mut s) = self.shared.try_borrow_mut() else {
-                return apply(&internal_error(&request), &request, resume);
+                return apply(&internal_error(&request), &request, resume, self.dry_run.as_deref());
             };
             let s = &mut *s;
             s.answers.fresh = answers;
-            let mut d = config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
+            let mut decide =
+                |s: &mut Shared| config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
+            let (mut d, refresh_due) = decide_current(s, now, &mut decide);
             let mut seen = Vec::new();
             if let Decision::NeedKeys { urls } = &d {
                 // Another worker may have fetched these already: adopt its copy and decide again.
                 for url in urls {
                     s.shared_keys.sync(&mut s.cache, url);
                 }
-                d = config.policy.decide_with(&request, now, &s.cache, &mut s.tokens, &mut s.answers);
+                d = decide(s);
                 if let Decision::NeedKeys { urls } = &d {
                     seen = urls.iter().map(|u| FetchedOnce::mark(&s.cache, u, now)).collect();
                 }
             }
             flush_counters(s);
-            (d, s.root_context_id, std::mem::take(&mut s.answers.fresh), seen)
+            (d, s.root_context_id, std::mem::take(&mut s.answers.fresh), seen, refresh_due)
         };
+        if refresh_due {
+            // A set this request used is past its refresh point and nobody refreshes it yet.
+            self.wake_root(root_id);
+        }
         match decision {
             Decision::NeedKeys { urls } => {
-                let waiter = Waiter { context_id: self.context_id, request, since_ms: now, urls, seen, answers };
+                let dry_run = self.dry_run.clone();
+                let waiter =
+                    Waiter { context_id: self.context_id, request, since_ms: now, urls, seen, answers, dry_run };
                 metrics::inc(Counter::RequestsPaused);
                 if let Err(waiter) = register_waiter(&self.shared, waiter) {
                     let req = waiter.request;
                     let deny = Decision::deny_outside_rules(&req, 401, "too many requests waiting for JWKS", true);
-                    return apply(&deny, &req, resume);
+                    return apply(&deny, &req, resume, self.dry_run.as_deref());
                 }
                 // Wake the root at once so it dispatches the fetch.
-                if hostcalls::set_effective_context(root_id).is_ok() {
-                    let _ = hostcalls::set_tick_period(NOW_TICK);
-                    let _ = hostcalls::set_effective_context(self.context_id);
-                }
+                self.wake_root(root_id);
                 Action::Pause
             }
             Decision::NeedCall { call } => self.start_call(config, request, *call, answers, calls, resume),
-            d => apply(&d, &request, resume),
+            d => apply(&d, &request, resume, self.dry_run.as_deref()),
         }
     }
 }
@@ -242,28 +259,53 @@ fn snapshot(authority: String) -> Result<Request, SnapshotError> {
 }
 
 /// Carries out a final decision for the request of the current effective context. `resume` is
-/// set when the request was paused (decided later by the root).
-pub(super) fn apply(decision: &Decision, req: &Request, resume: bool) -> Action {
-    match decision {
-        Decision::PassThrough => {
+/// set when the request was paused (decided later by the root). `dry_run` names the request's
+/// APIRule when it is in dry-run mode: then the decision is only logged and counted, and the
+/// request goes on as the client sent it (no header set, no path rewritten, no local answer).
+pub(super) fn apply(decision: &Decision, req: &Request, resume: bool, dry_run: Option<&str>) -> Action {
+    match (decision, dry_run) {
+        (Decision::PassThrough, _) => {
             metrics::inc(Counter::PassedThrough);
-            if resume {
-                let _ = hostcalls::resume_http_request();
-            }
-            Action::Continue
+            continue_request(resume)
         }
-        Decision::Allow { rule, set_headers } => {
+        (Decision::Allow { rule, .. }, Some(apirule)) => {
+            metrics::inc(Counter::DryRunWouldAllow);
+            log_debug(|| {
+                format!(
+                    "apirule: dry-run: APIRule {apirule} would allow {} {} {:?} (rule {rule})",
+                    req.method,
+                    req.authority,
+                    without_query(&req.path)
+                )
+            });
+            continue_request(resume)
+        }
+        (Decision::Allow { rule, set_headers }, None) => {
             metrics::inc(Counter::Allowed);
             log_debug(|| format!("apirule: allow {} {} by {rule}", req.method, req.path));
             for (name, value) in set_headers {
                 let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
             }
-            if resume {
-                let _ = hostcalls::resume_http_request();
-            }
-            Action::Continue
+            continue_request(resume)
         }
-        Decision::Deny { rule, reason, response } => {
+        (Decision::Deny { rule, reason, response }, Some(apirule)) => {
+            metrics::inc(Counter::DryRunWouldDeny);
+            // Info, not debug: these lines are what a dry run is for. The query is left out, as
+            // it may carry a token (`?access_token=`).
+            let rule = rule.as_ref().map(|r| format!(" (rule {r})")).unwrap_or_default();
+            log(
+                LogLevel::Info,
+                &format!(
+                    "apirule: dry-run: APIRule {apirule} would deny {} {} {:?} with {}{rule}: {reason}",
+                    req.method,
+                    req.authority,
+                    without_query(&req.path),
+                    response.status
+                ),
+            );
+            continue_request(resume)
+        }
+        (Decision::Deny { rule, reason, response }, None) => {
             metrics::inc(Counter::Denied);
             metrics::inc(metrics::denied(response.status));
             log_debug(|| {
@@ -281,15 +323,28 @@ pub(super) fn apply(decision: &Decision, req: &Request, resume: bool) -> Action 
             Action::Pause
         }
         // Never final: callers handle them before calling apply. Fail closed if one gets here.
-        Decision::NeedKeys { .. } => {
+        (Decision::NeedKeys { .. }, _) => {
             let deny = Decision::deny_outside_rules(req, 401, "keys still missing", true);
-            apply(&deny, req, resume)
+            apply(&deny, req, resume, dry_run)
         }
-        Decision::NeedCall { .. } => {
+        (Decision::NeedCall { .. }, _) => {
             let deny = Decision::deny_outside_rules(req, 500, "introspection still missing", false);
-            apply(&deny, req, resume)
+            apply(&deny, req, resume, dry_run)
         }
     }
+}
+
+/// Lets the request go on: resumes it if it was paused, and tells the host to continue.
+fn continue_request(resume: bool) -> Action {
+    if resume {
+        let _ = hostcalls::resume_http_request();
+    }
+    Action::Continue
+}
+
+/// `:path` without its query, for log lines.
+fn without_query(path: &str) -> &str {
+    request_path::split_query(path).0
 }
 
 impl Context for HttpFilter {
@@ -302,7 +357,7 @@ impl Context for HttpFilter {
             log(LogLevel::Warn, &format!("apirule: introspection at {}: {why}", pending.key.0));
         }
         let Some(config) = self.shared.try_borrow().ok().and_then(|s| s.config.clone()) else {
-            let _ = apply(&internal_error(&pending.request), &pending.request, true);
+            let _ = apply(&internal_error(&pending.request), &pending.request, true, self.dry_run.as_deref());
             return;
         };
         let mut answers = pending.answers;
@@ -321,27 +376,29 @@ impl Context for HttpFilter {
 
 impl HttpContext for HttpFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Without a configuration, or without a readable host, no APIRule's mode is known:
+        // those answers are enforced.
         let Some(config) = self.shared.try_borrow().ok().and_then(|s| s.config.clone()) else {
-            return apply(&internal_error(&Request::default()), &Request::default(), false);
+            return apply(&internal_error(&Request::default()), &Request::default(), false, None);
         };
-        let snapshot = read_authority().and_then(|authority| {
-            if config.policy.governs(&authority) {
+        let snapshot = read_authority().and_then(|authority| match config.policy.host_policy(&authority) {
+            Some(host) => {
+                self.dry_run = (host.mode == Mode::DryRun).then(|| Rc::clone(&host.apirule));
                 snapshot(authority).map(Some)
-            } else {
-                Ok(None)
             }
+            None => Ok(None),
         });
         let req = match snapshot {
             Ok(Some(req)) => req,
-            Ok(None) => return apply(&Decision::PassThrough, &Request::default(), false),
+            Ok(None) => return apply(&Decision::PassThrough, &Request::default(), false, None),
             Err(SnapshotError::Unreadable) => {
-                return apply(&internal_error(&Request::default()), &Request::default(), false)
+                return apply(&internal_error(&Request::default()), &Request::default(), false, None)
             }
             // The host's name is unreadable (so it may be a governed one) or the request line of a
             // governed host is: nothing can be decided on it.
             Err(SnapshotError::NotUtf8(partial)) => {
                 let deny = Decision::deny_outside_rules(&partial, 400, "request line is not UTF-8", false);
-                return apply(&deny, &partial, false);
+                return apply(&deny, &partial, false, self.dry_run.as_deref());
             }
         };
         self.decide_and_apply(&config, req, Vec::new(), 0, false)

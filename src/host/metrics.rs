@@ -29,9 +29,12 @@ pub enum Counter {
     RequestsPaused,
     TokenCacheHits,
     StaleKeySetServes,
+    /// Decisions of dry-run APIRules (counted instead of `Allowed` / `Denied`).
+    DryRunWouldAllow,
+    DryRunWouldDeny,
 }
 
-const NAMES: [&str; 20] = [
+const NAMES: [&str; 22] = [
     "apirule_requests_allowed",
     "apirule_requests_denied",
     "apirule_requests_passed_through",
@@ -52,6 +55,8 @@ const NAMES: [&str; 20] = [
     "apirule_requests_paused",
     "apirule_token_cache_hits",
     "apirule_jwks_stale_serves",
+    "apirule_dry_run_would_allow",
+    "apirule_dry_run_would_deny",
 ];
 
 const COUNT: usize = NAMES.len();

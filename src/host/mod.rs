@@ -27,6 +27,7 @@ use crate::calls::{Answer, Answers};
 use crate::config::Config;
 use crate::jwt::cache::VerifiedTokens;
 use crate::keys::KeyCache;
+use crate::policy::Decision;
 use crate::request::Request;
 
 proxy_wasm::main! {{
@@ -44,6 +45,8 @@ struct Waiter {
     seen: Vec<(String, u64)>,
     /// Answers of the introspection calls this request already made (decided with again).
     answers: Vec<((String, String), Answer)>,
+    /// Its APIRule, when that is in dry-run mode (see `http::apply`).
+    dry_run: Option<Rc<str>>,
 }
 
 /// Most requests one VM keeps paused for keys; beyond that new ones are denied (fail closed).
@@ -71,6 +74,24 @@ fn flush_counters(s: &mut Shared) {
 }
 
 type SharedRef = Rc<RefCell<Shared>>;
+
+/// Decides with `decide`, and when that used a key set that may be behind the proxy's (past its
+/// refresh point: another worker may have refreshed it already), adopts the newer sets from
+/// shared data and decides again. So a removed key stops verifying on every worker at its first
+/// decision after any worker refreshed, not when this worker's own tick gets to it. Also says
+/// whether such a set is due for a refresh nobody has started (the caller wakes the root).
+fn decide_current(s: &mut Shared, now: u64, mut decide: impl FnMut(&mut Shared) -> Decision) -> (Decision, bool) {
+    // Notes left by decisions that did not go through here (already compared, or waiting).
+    drop(s.cache.take_possibly_behind());
+    let decision = decide(s);
+    let synced = s.shared_keys.sync_behind(&mut s.cache, now);
+    if !synced.changed {
+        return (decision, synced.refresh_due);
+    }
+    let decision = decide(s);
+    drop(s.cache.take_possibly_behind());
+    (decision, synced.refresh_due)
+}
 
 /// Tick period while requests wait for keys: their deadline is checked, and keys another worker
 /// fetched are picked up, at this granularity.

@@ -13,7 +13,8 @@ use super::http::{apply, HttpFilter};
 use super::metrics::{self, Counter};
 use super::shared::{self, SharedKeys};
 use super::{
-    flush_counters, log, log_debug, now_ms, refresh_log_level, Shared, SharedRef, Waiter, BUSY_TICK, IDLE_TICK,
+    decide_current, flush_counters, log, log_debug, now_ms, refresh_log_level, Shared, SharedRef, Waiter, BUSY_TICK,
+    IDLE_TICK,
 };
 use crate::config;
 use crate::jwt::cache::VerifiedTokens;
@@ -140,8 +141,11 @@ impl Root {
                 let mut s = self.shared.borrow_mut();
                 let s = &mut *s;
                 s.answers.fresh = std::mem::take(&mut waiter.answers);
-                let view = FetchedOnce { cache: &s.cache, seen: &waiter.seen };
-                let d = config.policy.decide_with(&waiter.request, now, &view, &mut s.tokens, &mut s.answers);
+                // A refresh this decision finds due is started by `start_fetches`, right after.
+                let (d, _) = decide_current(s, now, |s: &mut Shared| {
+                    let view = FetchedOnce { cache: &s.cache, seen: &waiter.seen };
+                    config.policy.decide_with(&waiter.request, now, &view, &mut s.tokens, &mut s.answers)
+                });
                 waiter.answers = std::mem::take(&mut s.answers.fresh);
                 flush_counters(s);
                 if let Decision::NeedKeys { urls } = &d {
@@ -169,7 +173,7 @@ impl Root {
                 d => d,
             };
             if hostcalls::set_effective_context(waiter.context_id).is_ok() {
-                apply(&decision, &waiter.request, true);
+                apply(&decision, &waiter.request, true, waiter.dry_run.as_deref());
             }
         }
         let _ = hostcalls::set_effective_context(root_id);
@@ -316,6 +320,15 @@ impl RootContext for Root {
             self.fetch_failed(url, FetchFailure::Lost, "no answer within the fetch timeout", now);
         }
         self.calls.retain(|_, url| !lost.contains(url));
+        {
+            // Another worker's fetch lands in the shared record only: look at it on every tick,
+            // so its set is adopted within a tick, not when the lease would have run out.
+            let mut s = self.shared.borrow_mut();
+            let s = &mut *s;
+            for url in s.cache.fetching_elsewhere(s.shared_keys.vm_id, now) {
+                s.shared_keys.sync(&mut s.cache, &url);
+            }
+        }
         // Waiters first: one whose fetch finished on another worker is answered before its URL
         // could start a second fetch for it.
         self.wake_waiters(now);

@@ -69,6 +69,19 @@ impl SharedKeys {
         self.adopt(cache, url, entry);
     }
 
+    /// Compares every set the last decision used while it may have been behind (see
+    /// `KeyCache::take_possibly_behind`) with its shared record, adopting newer ones.
+    pub fn sync_behind(&self, cache: &mut KeyCache, now_ms: u64) -> Synced {
+        let mut synced = Synced::default();
+        for url in cache.take_possibly_behind() {
+            let before = cache.set_generation(&url);
+            self.sync(cache, &url);
+            synced.changed |= cache.set_generation(&url) != before;
+            synced.refresh_due |= cache.may_start(&url, FetchReason::Refresh, now_ms);
+        }
+        synced
+    }
+
     fn adopt(&self, cache: &mut KeyCache, url: &str, entry: Entry) {
         let keys = if cache.needs_body(url, &entry) {
             hostcalls::get_shared_data(&codec::body_key(&self.plugin, url)).ok().and_then(|(body, _)| body).and_then(
@@ -153,6 +166,15 @@ impl SharedKeys {
             Err(_) => cache.fetch_failed(url, error, now_ms, jitter),
         }
     }
+}
+
+/// What `sync_behind` found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Synced {
+    /// Some set was replaced by a newer one: the decision must be taken again.
+    pub changed: bool,
+    /// Some set is due for a refresh that nobody has started: the root should start it now.
+    pub refresh_due: bool,
 }
 
 /// A jitter value for this VM's next backoff (spread, not secret).

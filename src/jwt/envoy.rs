@@ -128,9 +128,7 @@ fn verify(
     keys: &dyn KeyStore,
     tokens: &mut VerifiedTokens,
 ) -> Result<Rc<Verified>, Authn> {
-    let parsed = token::parse(compact).map_err(|_| {
-        Authn::Rejected("Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections")
-    })?;
+    let parsed = token::parse(compact).map_err(|e| Authn::Rejected(e.envoy_reason()))?;
     let issuer = parsed.claims.get("iss").and_then(Value::as_str).unwrap_or_default();
     let Some(provider) = allowed.iter().find(|p| p.issuer == issuer) else {
         return Err(Authn::Rejected("Jwt issuer is not configured"));
@@ -145,12 +143,13 @@ fn verify(
     let verified = match tokens.get(compact, now_secs) {
         Some((v, cached_set)) if Rc::ptr_eq(&set, &cached_set) => v,
         _ => {
-            let alg = Algorithm::from_name(&parsed.alg).ok_or(Authn::Rejected("Jwt verification fails"))?;
-            if let Err(e) = verify_signature(alg, parsed.kid.as_deref(), &set, compact) {
+            let alg = Algorithm::from_name(&parsed.alg).ok_or(Authn::Rejected("Jwt header [alg] is not supported"))?;
+            // jwt_verify_lib reads an empty kid as no kid, in the token and in the JWKS.
+            let kid = parsed.kid.as_deref().filter(|k| !k.is_empty());
+            if let Err(e) = verify_signature(alg, kid, &set, compact) {
                 // A kid the set lacks may be a rotation: wait for one refetch where Envoy would
                 // answer 401 until its next scheduled fetch (rate-limited, see `keys`).
-                let kid_unknown =
-                    parsed.kid.as_deref().is_some_and(|k| set.keys.iter().all(|j| j.kid.as_deref() != Some(k)));
+                let kid_unknown = kid.is_some_and(|k| set.keys.iter().all(|j| j.kid.as_deref() != Some(k)));
                 if kid_unknown && keys.may_refetch(&provider.jwks_uri, now_ms) {
                     return Err(Authn::NeedKeys(vec![provider.jwks_uri.clone()]));
                 }
@@ -169,15 +168,17 @@ fn verify(
     Ok(verified)
 }
 
-/// Tries every key that fits: with a `kid`, only keys with that kid or none; the key type must
-/// fit the algorithm.
+/// Tries every key that fits, in the set's order, as jwt_verify_lib does: with a `kid`, only
+/// keys with that kid or none (so a set with one kid twice has both tried); a key that names its
+/// `alg` only for that algorithm; the key type must fit the algorithm.
 fn verify_signature(alg: Algorithm, kid: Option<&str>, set: &KeySet, compact: &str) -> Result<(), Authn> {
     let mut candidates = set.keys.iter().filter(|k| {
-        let kid_fits = match (kid, k.kid.as_deref()) {
+        let kid_fits = match (kid, k.kid.as_deref().filter(|have| !have.is_empty())) {
             (Some(want), Some(have)) => want == have,
             _ => true,
         };
-        kid_fits && k.key.family() == alg.key_family()
+        let alg_fits = k.alg.as_deref().filter(|a| !a.is_empty()).is_none_or(|a| a == alg.name());
+        kid_fits && alg_fits && k.key.family() == alg.key_family()
     });
     let Some(first) = candidates.next() else {
         return Err(Authn::Rejected("Jwks doesn't have key to match kid or alg from Jwt"));
@@ -191,18 +192,16 @@ fn verify_signature(alg: Algorithm, kid: Option<&str>, set: &KeySet, compact: &s
     }
 }
 
-/// `exp` and `nbf` with Envoy's skew; Envoy does not look at `iat`.
+/// `exp` and `nbf` with Envoy's skew; Envoy only checks that `iat` is a valid number (done when
+/// the token is parsed). Values as `claims::numeric_date` reads them (truncated; 0 is not set).
 fn check_times(claims: &Map<String, Value>, now_secs: i64) -> Result<(), Authn> {
-    let time = |name: &str| match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_u64().map(|_| i64::MAX)).map(Some).ok_or(()),
-        Some(_) => Err(()),
-    };
-    let exp = time("exp").map_err(|()| Authn::Rejected("Jwt payload [exp] field is not an integer"))?;
+    let exp = claims::numeric_date(claims, "exp")
+        .map_err(|_| Authn::Rejected("Jwt payload [exp] field is not a positive 64 bit integer"))?;
     if exp.is_some_and(|exp| now_secs > exp.saturating_add(CLOCK_SKEW_SECS)) {
         return Err(Authn::Rejected("Jwt is expired"));
     }
-    let nbf = time("nbf").map_err(|()| Authn::Rejected("Jwt payload [nbf] field is not an integer"))?;
+    let nbf = claims::numeric_date(claims, "nbf")
+        .map_err(|_| Authn::Rejected("Jwt payload [nbf] field is not a positive 64 bit integer"))?;
     if nbf.is_some_and(|nbf| now_secs.saturating_add(CLOCK_SKEW_SECS) < nbf) {
         return Err(Authn::Rejected("Jwt not yet valid"));
     }

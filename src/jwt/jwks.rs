@@ -16,6 +16,9 @@ use super::rsa::RsaPublicKey;
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Most keys kept from one set.
 pub const MAX_KEYS: usize = 64;
+/// Longest RSA `n` text looked at: a 4096-bit modulus is 683 base64url characters, and the slack
+/// takes a leading zero byte or padding. A longer one is skipped before it is even decoded.
+const MAX_RSA_N_CHARS: usize = 1024;
 
 /// base64url as JWKs use it; padding tolerated because some IdPs emit it.
 pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
@@ -59,6 +62,9 @@ pub struct Jwk {
     pub kid: Option<String>,
     /// The JWK `use` member; Oathkeeper only selects keys whose `use` is exactly `sig`.
     pub usage: Option<String>,
+    /// The JWK `alg` member; for v2, a key that names one verifies only that algorithm
+    /// (jwt_verify_lib). Oathkeeper ignored it.
+    pub alg: Option<String>,
     pub key: PublicKey,
 }
 
@@ -136,10 +142,16 @@ fn opt_string(jwk: &Value, name: &str) -> Result<Option<String>, ()> {
 fn parse_jwk(jwk: &Value) -> Option<Jwk> {
     let kid = opt_string(jwk, "kid").ok()?;
     let usage = opt_string(jwk, "use").ok()?;
+    let alg = opt_string(jwk, "alg").ok()?;
     let key = match jwk.get("kty")?.as_str()? {
         "RSA" => {
-            // Moduli outside 2048..=4096 bits and unusable exponents are refused here (see
-            // `rsa::RsaPublicKey::new`), so such a key is skipped like any malformed one.
+            // Moduli outside 2048..=4096 bits (counted without leading zero bytes) and unusable
+            // exponents are refused here (see `rsa::RsaPublicKey::new`), so such a key is
+            // skipped like any malformed one. Only `n` and `e` are read: never `x5c` or private
+            // members.
+            if jwk.get("n")?.as_str()?.len() > MAX_RSA_N_CHARS {
+                return None;
+            }
             let key = RsaPublicKey::new(&b64_member(jwk, "n")?, &b64_member(jwk, "e")?).ok()?;
             PublicKey::Rsa(Arc::new(key))
         }
@@ -188,7 +200,7 @@ fn parse_jwk(jwk: &Value) -> Option<Jwk> {
         }
         _ => return None,
     };
-    Some(Jwk { kid, usage, key })
+    Some(Jwk { kid, usage, alg, key })
 }
 
 #[cfg(test)]

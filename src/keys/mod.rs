@@ -5,12 +5,19 @@
 //! States of a URL: never fetched; fetching (one VM holds the lease, maybe with an older set);
 //! fresh (younger than its TTL; refreshed in the background at 90% of it); stale (older, still
 //! served while refreshes fail, up to `max_stale`); failed (no usable set, retry after a backoff).
+//!
+//! A VM's copy can fall behind the shared record: another VM refreshed the set. So a copy that
+//! is past its refresh point (or older than the record it last saw) is noted when a decision
+//! uses it (`take_possibly_behind`), and the host compares it with the shared record before the
+//! decision stands; a fetch another VM has in flight is looked at on every tick
+//! (`fetching_elsewhere`). A refreshed set thus reaches every VM at its next decision.
 
 pub mod codec;
 pub mod entry;
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::fmt;
 use std::rc::Rc;
 
 use crate::jwt::jwks::KeySet;
@@ -77,6 +84,36 @@ pub struct KeyCache {
     entries: HashMap<String, Local>,
     /// Sets handed out past their TTL (for the stale-serve counter; read by the host).
     stale_serves: Cell<u64>,
+    /// URLs whose set was handed out while it may be behind the shared record.
+    possibly_behind: Noted,
+}
+
+/// URLs noted while deciding (through `&self`), taken by the host afterwards. A `Cell` that is
+/// emptied and refilled, so noting can never fail.
+#[derive(Default)]
+struct Noted(Cell<Vec<String>>);
+
+impl Noted {
+    fn note(&self, url: &str) {
+        let mut urls = self.0.take();
+        if !urls.iter().any(|u| u == url) {
+            urls.push(url.to_owned());
+        }
+        self.0.set(urls);
+    }
+
+    fn take(&self) -> Vec<String> {
+        self.0.take()
+    }
+}
+
+impl fmt::Debug for Noted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let urls = self.0.take();
+        let result = f.debug_list().entries(&urls).finish();
+        self.0.set(urls);
+        result
+    }
 }
 
 impl KeyCache {
@@ -205,6 +242,30 @@ impl KeyCache {
         self.stale_serves.replace(0)
     }
 
+    /// URLs whose set was handed out, since the last call, while it may be behind the shared
+    /// record: past its refresh point (another VM may have refreshed it) or older than the
+    /// record this VM last saw (its body was not read yet). The host compares each with the
+    /// shared record and decides again when one was newer.
+    pub fn take_possibly_behind(&self) -> Vec<String> {
+        self.possibly_behind.take()
+    }
+
+    /// The generation of the set this VM holds for `url` (0: none).
+    pub fn set_generation(&self, url: &str) -> u64 {
+        self.entries.get(url).filter(|l| l.keys.is_some()).map_or(0, |l| l.keys_generation)
+    }
+
+    /// URLs with a fetch in flight on a VM other than `owner`, as this VM last saw them. Their
+    /// answer lands in the shared record, not here: the host reads those records on every tick
+    /// (a local view of that lease would otherwise hide the answer until the lease ran out).
+    pub fn fetching_elsewhere(&self, owner: u32, now_ms: u64) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, l)| l.entry.in_flight(now_ms) && l.entry.lease.is_some_and(|lease| lease.owner != owner))
+            .map(|(url, _)| url.clone())
+            .collect()
+    }
+
     fn usable_entry(&self, url: &str, now_ms: u64) -> Option<&Local> {
         self.entries.get(url).filter(|l| l.keys.is_some() && l.entry.usable(now_ms, &self.settings))
     }
@@ -215,6 +276,9 @@ impl KeyStore for KeyCache {
         let local = self.usable_entry(url, now_ms)?;
         if now_ms > local.entry.fetched_at_ms.saturating_add(local.entry.ttl_ms) {
             self.stale_serves.set(self.stale_serves.get().saturating_add(1));
+        }
+        if now_ms >= local.entry.refresh_at() || local.keys_generation != local.entry.generation {
+            self.possibly_behind.note(url);
         }
         local.keys.clone()
     }
@@ -335,6 +399,73 @@ mod tests {
         c.observe(URL, shared.clone(), Some(KeySet::default()));
         assert!(!c.needs_body(URL, &shared));
         assert!(c.usable(URL, 30).is_some());
+    }
+
+    /// The shared record after VM 1 fetched a set (`marker`: tells the sets apart) at `at`.
+    fn fetched(shared: &mut Entry, at: u64) {
+        shared.start(1, FetchReason::Refresh, at, &cache().settings);
+        shared.succeed(at, 1_000);
+    }
+
+    fn set(marker: usize) -> KeySet {
+        KeySet { keys: Vec::new(), skipped: marker }
+    }
+
+    /// A removal at the IdP reaches every VM at its first decision once some VM refreshed: a
+    /// copy past its refresh point is noted when used, and once it has observed the newer shared
+    /// record it serves the new set; a fresh copy is never noted (nothing to compare).
+    #[test]
+    fn a_copy_past_its_refresh_point_is_compared_with_the_shared_record() {
+        let mut other_vm = cache();
+        let mut shared = Entry::default();
+        fetched(&mut shared, 0);
+        other_vm.observe(URL, shared.clone(), Some(set(1)));
+        assert_eq!(other_vm.usable(URL, 899).map(|s| s.skipped), Some(1));
+        assert!(other_vm.take_possibly_behind().is_empty(), "fresh: used as it is");
+
+        // VM 1 refreshes at 90% of the TTL; this VM saw its lease on a tick.
+        shared.start(1, FetchReason::Refresh, 900, &cache().settings);
+        other_vm.observe(URL, shared.clone(), None);
+        assert_eq!(other_vm.fetching_elsewhere(2, 901), vec![URL.to_string()], "read on every tick");
+        assert!(other_vm.fetching_elsewhere(1, 901).is_empty(), "VM 1's own answer comes to VM 1");
+        shared.succeed(950, 1_000);
+
+        // Its next decision still finds the old set, and notes it (once per URL).
+        assert_eq!(other_vm.usable(URL, 960).map(|s| s.skipped), Some(1));
+        assert_eq!(other_vm.usable(URL, 961).map(|s| s.skipped), Some(1));
+        assert_eq!(other_vm.take_possibly_behind(), vec![URL.to_string()]);
+        assert!(other_vm.take_possibly_behind().is_empty(), "taken");
+
+        // The record seen without its body: the old set is still noted, whatever its times say.
+        other_vm.observe(URL, shared.clone(), None);
+        assert_eq!(other_vm.set_generation(URL), 1);
+        assert_eq!(other_vm.usable(URL, 962).map(|s| s.skipped), Some(1));
+        assert_eq!(other_vm.take_possibly_behind(), vec![URL.to_string()]);
+
+        // With the body: the new set, fresh, nothing to compare.
+        other_vm.observe(URL, shared.clone(), Some(set(2)));
+        assert_eq!(other_vm.set_generation(URL), 2);
+        assert_eq!(other_vm.usable(URL, 963).map(|s| s.skipped), Some(2));
+        assert!(other_vm.take_possibly_behind().is_empty());
+        assert!(other_vm.fetching_elsewhere(2, 963).is_empty());
+    }
+
+    /// During an IdP outage the copy stays stale (maxStale), and every decision that uses it
+    /// compares it again: the shared record may bring a set at any time.
+    #[test]
+    fn a_stale_copy_is_compared_at_every_use_until_max_stale() {
+        let mut c = cache();
+        let mut shared = Entry::default();
+        fetched(&mut shared, 0);
+        shared.start(1, FetchReason::Refresh, 900, &c.settings);
+        shared.fail(950, "HTTP status 500", 0);
+        c.observe(URL, shared, Some(set(1)));
+        for now in [1_000, 3_000, 6_000] {
+            assert!(c.usable(URL, now).is_some(), "stale within max_stale at {now}");
+            assert_eq!(c.take_possibly_behind(), vec![URL.to_string()]);
+        }
+        assert!(c.usable(URL, 6_001).is_none(), "past ttl + max_stale");
+        assert!(c.take_possibly_behind().is_empty());
     }
 
     #[test]

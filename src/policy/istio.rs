@@ -258,17 +258,21 @@ pub(super) fn decide(
     keys: &dyn KeyStore,
     memory: &mut Memory<'_>,
 ) -> Decision {
-    let (raw_path, query) = path::split_query(&req.path);
-    let normalized = match path::normalize(raw_path) {
-        Ok(p) => p,
-        Err(e) => {
-            let response = response::render(400, ErrorStyle::BadRequest, req.request_id().as_deref(), false);
-            return Decision::Deny { rule: None, reason: format!("unusable path: {e:?}"), response };
-        }
+    let bad_request = |reason: String| {
+        let response = response::render(400, ErrorStyle::BadRequest, req.request_id().as_deref(), false);
+        Decision::Deny { rule: None, reason, response }
     };
+    let rule_path = match path::rule_path(&req.path, policy.escaped_slashes) {
+        Ok(p) => p,
+        Err(e) => return bad_request(format!("path {}", e.reason())),
+    };
+    if let Some(reason) = req.ambiguous_header() {
+        return bad_request(reason.to_owned());
+    }
+    let normalized = rule_path.normalized.as_str();
 
     // The VirtualService: the first rule whose method and path match.
-    let Some(route) = rules.rules.iter().find(|r| r.routes(&req.method, &normalized)) else {
+    let Some(route) = rules.rules.iter().find(|r| r.routes(&req.method, normalized)) else {
         let response = response::render(404, ErrorStyle::EnvoyNoRoute, None, false);
         return Decision::Deny { rule: None, reason: "no route matches path and method".into(), response };
     };
@@ -278,7 +282,7 @@ pub(super) fn decide(
     let mut mutated = Vec::new();
     let via_oathkeeper = route.access == Access::Oathkeeper;
     if via_oathkeeper {
-        match oathkeeper::access_stage(policy, &route.id, req, &normalized, now_ms, keys, memory) {
+        match oathkeeper::access_stage(policy, &route.id, req, &rule_path, now_ms, keys, memory) {
             Ok((_, headers)) => mutated = headers,
             Err(decision) => return decision,
         }
@@ -301,6 +305,7 @@ pub(super) fn decide(
         Authn::NeedKeys(urls) => return Decision::NeedKeys { urls },
         Authn::Rejected(reason) => {
             let scheme = req.header(":scheme").map_or("http".into(), String::from_utf8_lossy);
+            let (raw_path, _) = path::split_query(&req.path);
             let realm = format!("{scheme}://{}{raw_path}", req.authority);
             let response = response::render_envoy_jwt(reason, &realm);
             return Decision::Deny { rule: Some(route.id.clone()), reason: reason.to_owned(), response };
@@ -310,7 +315,7 @@ pub(super) fn decide(
     // The workload's CUSTOM policies (extAuth), before the ALLOW ones, as Istio orders them.
     let host_ok = rules.policy_host.as_ref().is_none_or(|h| h.matches(&req.authority));
     let customs = rules.rules.iter().filter(|r| r.service == *workload && !r.ext_authz.is_empty());
-    for r in customs.filter(|r| host_ok && r.targets(&req.method, &normalized)) {
+    for r in customs.filter(|r| host_ok && r.targets(&req.method, normalized)) {
         for provider in &r.ext_authz {
             let (url, token) = provider.key();
             let Some(answer) = memory.answers.lookup(&url, &token, now_ms) else {
@@ -334,7 +339,7 @@ pub(super) fn decide(
             .rules
             .iter()
             .filter(|r| r.service == *workload)
-            .any(|r| r.permits(&req.method, &normalized, claims, via_oathkeeper));
+            .any(|r| r.permits(&req.method, normalized, claims, via_oathkeeper));
     if !allowed {
         let reason = "no AuthorizationPolicy allows the request".to_owned();
         return Decision::Deny { rule: Some(route.id.clone()), reason, response: response::render_rbac_denied() };
@@ -342,12 +347,8 @@ pub(super) fn decide(
 
     let forwarded_host = rules.forwarded_host.clone().unwrap_or_else(|| req.authority.clone());
     let mut set_headers = vec![("x-forwarded-host".to_owned(), forwarded_host)];
-    if normalized != raw_path {
-        let rewritten = match query {
-            Some(q) => format!("{normalized}?{q}"),
-            None => normalized.clone(),
-        };
-        set_headers.push((":path".to_owned(), rewritten));
+    if let Some(forwarded) = path::forwarded_path(&req.path, &rule_path) {
+        set_headers.push((":path".to_owned(), forwarded));
     }
     set_headers.extend(mutated);
     for (name, value) in &route.set_headers {

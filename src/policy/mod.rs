@@ -119,12 +119,27 @@ pub enum Semantics {
     Istio(Rc<istio::Rules>),
 }
 
+/// What the filter does with the decisions for one APIRule's host: the annotation
+/// `apirule-wasm.kyma-project.io/mode` (absent: `Enforce`). The decision is the same either way;
+/// only the host's carrying out of it differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Allow and deny as decided.
+    #[default]
+    Enforce,
+    /// Log and count the decision, and let the request go on as the client sent it: so the
+    /// filter can run beside the old enforcement (Oathkeeper, Istio) and be compared with it.
+    DryRun,
+}
+
 /// One APIRule's host and how it is decided.
 #[derive(Debug, Clone)]
 pub struct HostPolicy {
-    pub apirule: String,
+    /// `namespace/name`, shared with its rules' `RuleId`s.
+    pub apirule: Rc<str>,
     /// Lower-case FQDN (default domain applied), or `*.domain` for a v2 wildcard host.
     pub host: String,
+    pub mode: Mode,
     pub semantics: Semantics,
 }
 
@@ -185,6 +200,8 @@ pub struct Policy {
     access_index: HashMap<String, Vec<usize>>,
     /// Clock tolerance for `exp`/`nbf`/`iat` (0 = Oathkeeper).
     pub clock_skew_secs: i64,
+    /// Plugin option `paths.escapedSlashes` (docs/security.md, "Paths").
+    pub escaped_slashes: crate::request::path::EscapedSlashes,
 }
 
 /// The verdict for one request.
@@ -251,7 +268,7 @@ impl Policy {
             None => (&mut self.host_index, key),
         };
         if let Some(&other) = index.get(&key) {
-            return Err(self.hosts.get(other).map_or("", |h| h.apirule.as_str()));
+            return Err(self.hosts.get(other).map_or("", |h| &*h.apirule));
         }
         index.insert(key, self.hosts.len());
         self.hosts.push(host);
@@ -396,7 +413,12 @@ mod tests {
     }
 
     fn host(name: &str, apirule: &str) -> HostPolicy {
-        HostPolicy { apirule: apirule.into(), host: name.into(), semantics: Semantics::OathkeeperV1(vec![]) }
+        HostPolicy {
+            apirule: apirule.into(),
+            host: name.into(),
+            mode: Mode::Enforce,
+            semantics: Semantics::OathkeeperV1(vec![]),
+        }
     }
 
     fn access(host: &str, index: usize) -> AccessRule {

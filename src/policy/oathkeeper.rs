@@ -8,7 +8,7 @@ use super::{AccessRule, Authenticator, Decision, HostPolicy, Memory, Mutator, Po
 use crate::calls::Verdict;
 use crate::jwt::{self, AuthOutcome};
 use crate::keys::KeyStore;
-use crate::request::path;
+use crate::request::path::{self, RulePath};
 use crate::request::Request;
 
 /// Decides a request for a host whose APIRule has Oathkeeper-era semantics.
@@ -30,24 +30,23 @@ pub(super) fn decide(
         }
     };
 
-    let (raw_path, query) = path::split_query(&req.path);
-    let normalized = match path::normalize(raw_path) {
+    let rule_path = match path::rule_path(&req.path, policy.escaped_slashes) {
         Ok(p) => p,
-        Err(e) => return deny(400, ErrorStyle::BadRequest, None, format!("unusable path: {e:?}"), false),
+        Err(e) => return deny(400, ErrorStyle::BadRequest, None, format!("path {}", e.reason()), false),
     };
+    if let Some(reason) = req.ambiguous_header() {
+        return deny(400, ErrorStyle::BadRequest, None, reason.to_owned(), false);
+    }
     let mut set_headers = vec![("x-forwarded-host".to_owned(), host_policy.host.clone())];
-    if normalized != raw_path {
-        let rewritten = match query {
-            Some(q) => format!("{normalized}?{q}"),
-            None => normalized.clone(),
-        };
-        set_headers.push((":path".to_owned(), rewritten));
+    if let Some(forwarded) = path::forwarded_path(&req.path, &rule_path) {
+        set_headers.push((":path".to_owned(), forwarded));
     }
 
     // Route stage: the first route whose path (and, for no_auth, method) matches.
+    let normalized = rule_path.normalized.as_str();
     let method = req.method.to_ascii_uppercase();
     let route =
-        routes.iter().find(|r| r.path.matches(&normalized) && r.methods.as_ref().is_none_or(|m| m.contains(&method)));
+        routes.iter().find(|r| r.path.matches(normalized) && r.methods.as_ref().is_none_or(|m| m.contains(&method)));
     let Some(route) = route else {
         return deny(404, ErrorStyle::EnvoyNoRoute, None, "no route matches path and method".into(), false);
     };
@@ -55,7 +54,7 @@ pub(super) fn decide(
         return Decision::Allow { rule: route.rule.clone(), set_headers };
     }
 
-    match access_stage(policy, &route.rule, req, &normalized, now_ms, keys, memory) {
+    match access_stage(policy, &route.rule, req, &rule_path, now_ms, keys, memory) {
         Ok((rule, mutated)) => {
             set_headers.extend(mutated);
             Decision::Allow { rule, set_headers }
@@ -71,7 +70,7 @@ pub(super) fn access_stage(
     policy: &Policy,
     route_rule: &RuleId,
     req: &Request,
-    normalized: &str,
+    rule_path: &RulePath,
     now_ms: u64,
     keys: &dyn KeyStore,
     memory: &mut Memory<'_>,
@@ -83,11 +82,11 @@ pub(super) fn access_stage(
         Decision::Deny { rule: Some(rule.clone()), reason, response }
     };
     let method = req.method.to_ascii_uppercase();
-    let decoded = path::decode_for_access_rules(normalized)
-        .map_err(|e| deny(400, route_rule, format!("unusable path: {e:?}"), false))?;
+    // Oathkeeper matches Go's percent-decoded `URL.Path` (case 11).
+    let decoded = rule_path.decoded.as_str();
     let matching: Vec<&AccessRule> = policy
         .access_candidates(&req.authority)
-        .filter(|r| r.methods.contains(&method) && r.path.matches(&decoded))
+        .filter(|r| r.methods.contains(&method) && r.path.matches(decoded))
         .collect();
     let rule = match matching.as_slice() {
         [rule] => *rule,

@@ -35,6 +35,15 @@ impl Request {
         self.headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
+    /// Why the headers are ambiguous, if they are: more than one `Authorization` header. Envoy
+    /// joins repeated ones into one value before any filter runs (`a,b`, never a valid token);
+    /// seen apart, the backend could use another one than the filter verified.
+    pub fn ambiguous_header(&self) -> Option<&'static str> {
+        let mut authorization = self.header_values("authorization");
+        authorization.next();
+        authorization.next().map(|_| "more than one Authorization header")
+    }
+
     /// Builder used by tests and the CLI.
     pub fn new(method: &str, authority: &str, path: &str) -> Self {
         Request { authority: authority.into(), method: method.into(), path: path.into(), headers: Vec::new() }

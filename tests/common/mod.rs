@@ -26,12 +26,26 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn rsa_key() -> &'static rsa::RsaPrivateKey {
+pub fn rsa_key() -> &'static rsa::RsaPrivateKey {
     static KEY: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        use rsa::pkcs8::DecodePrivateKey;
-        rsa::RsaPrivateKey::from_pkcs8_pem(keys::RSA_PRIVATE_PEM).unwrap()
-    })
+    KEY.get_or_init(|| rsa_from_pem(keys::RSA_PRIVATE_PEM))
+}
+
+/// The 1024-bit key (`keys::RSA_1024_PRIVATE_PEM`).
+pub fn weak_rsa_key() -> &'static rsa::RsaPrivateKey {
+    static KEY: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| rsa_from_pem(keys::RSA_1024_PRIVATE_PEM))
+}
+
+/// A 2048-bit key no test key set holds (`keys::ATTACKER_RSA_PRIVATE_PEM`).
+pub fn attacker_rsa_key() -> &'static rsa::RsaPrivateKey {
+    static KEY: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| rsa_from_pem(keys::ATTACKER_RSA_PRIVATE_PEM))
+}
+
+fn rsa_from_pem(pem: &str) -> rsa::RsaPrivateKey {
+    use rsa::pkcs8::DecodePrivateKey;
+    rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap()
 }
 
 fn ec_key() -> p256::ecdsa::SigningKey {
@@ -39,37 +53,75 @@ fn ec_key() -> p256::ecdsa::SigningKey {
     p256::ecdsa::SigningKey::from_pkcs8_pem(keys::EC_PRIVATE_PEM).unwrap()
 }
 
+/// The SHA-2 hash of an RS*/HS* algorithm.
+#[derive(Clone, Copy)]
+pub enum Sha {
+    S256,
+    S384,
+    S512,
+}
+
 /// How to sign a test token.
 pub enum Signer<'a> {
+    /// RS256 with the default key (`rsa_public_jwk`).
     Rsa,
+    /// RSASSA-PKCS1-v1_5 with this key and hash (RS256/384/512).
+    RsaWith(&'a rsa::RsaPrivateKey, Sha),
     Ec,
+    /// HS256 with this key.
     Hmac(&'a [u8]),
+    /// HMAC with this key and hash (HS256/384/512).
+    HmacWith(&'a [u8], Sha),
     /// An empty signature (for `alg: none`).
     Nothing,
 }
 
 /// A compact JWS with exactly this header and these claims.
 pub fn mint(header: Value, claims: Value, signer: Signer<'_>) -> String {
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    mint_text(&header.to_string(), &claims.to_string(), signer)
+}
+
+/// A compact JWS whose header and payload are exactly these bytes (for JSON that `Value` cannot
+/// hold: duplicate members, numbers out of range, deep nesting).
+pub fn mint_text(header: &str, claims: &str, signer: Signer<'_>) -> String {
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
     let sig: Vec<u8> = match signer {
-        Signer::Rsa => {
-            use rsa::signature::{SignatureEncoding, Signer as _};
-            let key = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key().clone());
-            key.sign(input.as_bytes()).to_vec()
-        }
+        Signer::Rsa => rsa_sign(rsa_key(), Sha::S256, input.as_bytes()),
+        Signer::RsaWith(key, sha) => rsa_sign(key, sha, input.as_bytes()),
         Signer::Ec => {
             use p256::ecdsa::signature::Signer as _;
             let sig: p256::ecdsa::Signature = ec_key().sign(input.as_bytes());
             sig.to_bytes().to_vec()
         }
-        Signer::Hmac(k) => {
-            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(k).unwrap();
-            mac.update(input.as_bytes());
-            mac.finalize().into_bytes().to_vec()
-        }
+        Signer::Hmac(k) => hmac_sign(k, Sha::S256, input.as_bytes()),
+        Signer::HmacWith(k, sha) => hmac_sign(k, sha, input.as_bytes()),
         Signer::Nothing => Vec::new(),
     };
     format!("{input}.{}", b64(&sig))
+}
+
+fn rsa_sign(key: &rsa::RsaPrivateKey, sha: Sha, input: &[u8]) -> Vec<u8> {
+    use rsa::pkcs1v15::SigningKey;
+    use rsa::signature::{SignatureEncoding, Signer as _};
+    let key = key.clone();
+    match sha {
+        Sha::S256 => SigningKey::<sha2::Sha256>::new(key).sign(input).to_vec(),
+        Sha::S384 => SigningKey::<sha2::Sha384>::new(key).sign(input).to_vec(),
+        Sha::S512 => SigningKey::<sha2::Sha512>::new(key).sign(input).to_vec(),
+    }
+}
+
+fn hmac_sign(k: &[u8], sha: Sha, input: &[u8]) -> Vec<u8> {
+    fn run<M: Mac + hmac::digest::KeyInit>(k: &[u8], input: &[u8]) -> Vec<u8> {
+        let mut mac = <M as Mac>::new_from_slice(k).unwrap();
+        mac.update(input);
+        mac.finalize().into_bytes().to_vec()
+    }
+    match sha {
+        Sha::S256 => run::<hmac::Hmac<sha2::Sha256>>(k, input),
+        Sha::S384 => run::<hmac::Hmac<sha2::Sha384>>(k, input),
+        Sha::S512 => run::<hmac::Hmac<sha2::Sha512>>(k, input),
+    }
 }
 
 /// A valid RS256 token (kid `k1`) with these claims.
@@ -83,10 +135,15 @@ pub fn good_claims() -> Value {
 }
 
 pub fn rsa_public_jwk(kid: &str) -> Value {
+    let mut jwk = rsa_jwk_of(rsa_key(), kid);
+    jwk["alg"] = json!("RS256");
+    jwk
+}
+
+/// The public JWK of `key` (`use: sig`, no `alg`).
+pub fn rsa_jwk_of(key: &rsa::RsaPrivateKey, kid: &str) -> Value {
     use rsa::traits::PublicKeyParts;
-    let public = rsa_key().to_public_key();
-    json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-           "n": b64(&public.n().to_bytes_be()), "e": b64(&public.e().to_bytes_be())})
+    json!({"kty": "RSA", "kid": kid, "use": "sig", "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())})
 }
 
 /// The RSA public key as PEM (the bytes an alg-confusion attacker would use as an HMAC key).

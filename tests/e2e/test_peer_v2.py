@@ -221,6 +221,21 @@ EXPECTED_DIVERGENCES = {
     ("paths", "paths.peer.test./exact", "valid"): (200, 403, "a trailing-dot host is held to the APIRule (deny), Istio routes it elsewhere"),
     ("ec", "ec.peer.test/ec", "valid(E)/ES512@P-256"): (200, 401, "RFC 7518 ties ES512 to P-521; Envoy accepts a P-256 key"),
 }
+# Paths backends could read two ways (docs/security.md, "Paths", issue 11): an escaped slash is
+# refused before any rule, where Istio's default (KEEP_UNCHANGED) forwards it; `//` is merged, where
+# Istio's default does not merge slashes.
+ESCAPED = "an escaped slash is refused (400) before any rule; Istio's default forwards it"
+MERGED = "// is merged, and /deep/end matches no route; Istio's default routes /deep//end"
+EXPECTED_DIVERGENCES.update({
+    ("paths", "paths.peer.test/exact%2F", "none"): (404, 400, ESCAPED),
+    ("paths", "paths.peer.test/exact%2F", "valid"): (404, 400, ESCAPED),
+    ("paths", "paths.peer.test/one/a%2Fb", "none"): (403, 400, ESCAPED),
+    ("paths", "paths.peer.test/one/a%2Fb", "valid"): (200, 400, ESCAPED),
+    ("paths", "paths.peer.test/any/a%2F..%2Fb", "none"): (403, 400, ESCAPED),
+    ("paths", "paths.peer.test/any/a%2F..%2Fb", "valid"): (200, 400, ESCAPED),
+    ("paths", "paths.peer.test/deep//end", "none"): (403, 404, MERGED),
+    ("paths", "paths.peer.test/deep//end", "valid"): (200, 404, MERGED),
+})
 
 
 def test_filter_answers_every_probe_as_the_native_peer(native, wasm, keys):

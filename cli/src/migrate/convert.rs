@@ -10,8 +10,8 @@ use super::paths;
 
 /// The name under which a migrated `oauth2_introspection` rule asks its `extAuth` authorizer;
 /// the user maps it in the plugin option `extAuth.providers` (v2 has no introspection handler).
-/// Every method the CRDs accept.
-const ALL_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+/// Every method the CRDs accept (also every method the proof asks about).
+pub const ALL_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
 
 /// Annotations of Kyma's own v1beta1 -> v2 conversion: kept on a v2 object, `original-version:
 /// v1beta1` would make the controller treat it as the unmigrated v1beta1 APIRule.

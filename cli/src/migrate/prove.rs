@@ -14,13 +14,11 @@ use apirule_wasm::jwt::jwks::parse_jwks;
 use apirule_wasm::policy::Decision;
 use apirule_wasm::request::Request;
 
-use super::convert::INTROSPECTION_AUTHORIZER;
+use super::convert::{ALL_METHODS as METHODS, INTROSPECTION_AUTHORIZER};
 use super::paths;
 use crate::check;
 use crate::offline::{self, OfflineKeys};
 use crate::tokens::{Alg, Signer};
-
-const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
 
 pub struct Proof {
     pub requests: usize,

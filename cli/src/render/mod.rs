@@ -54,7 +54,7 @@ pub fn render(docs: &[Document], config: &Config, options: &Options) -> Result<V
         );
         // The hosts as the filter compiled them: lower-case, the default domain applied.
         let hosts: Vec<String> =
-            config.policy.hosts().iter().filter(|h| h.apirule == name).map(|h| h.host.clone()).collect();
+            config.policy.hosts().iter().filter(|h| *h.apirule == *name).map(|h| h.host.clone()).collect();
         out.push(virtualservice::virtual_service(rule, &hosts)?);
     }
     let gateways = virtualservice::gateways(&rules);
