@@ -13,7 +13,7 @@ NODE_MODULES := run/oidc/node_modules
 PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check
 
 .PHONY: all wasm wasm-target lint-tools envoy venv-run venv-test node-deps deps test test-repo test-unit \
-        test-e2e lint run bench clean cli wrk oci oci-push oci-tools
+        test-e2e lint run bench clean cli wrk oci oci-push oci-tools fuzz fuzz-smoke
 
 all: wasm
 
@@ -81,7 +81,8 @@ node-deps: $(NODE_MODULES)/.installed
 deps: venv-run node-deps
 
 # `make test` is what CI runs: lint, the repository guard, native tests (with the short form of
-# the differential fuzz test), the crypto vectors inside wasm, end-to-end tests.
+# the differential fuzz tests and of the other fuzz targets, tests/fuzz_smoke.rs), the crypto vectors
+# inside wasm, end-to-end tests.
 test: lint test-repo test-unit test-wasm-crypto test-e2e
 
 test-repo: venv-test
@@ -156,15 +157,55 @@ test-wasm-crypto: venv-test wasm-target
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tools/wasi_run.py" \
 		cargo test --locked --target wasm32-wasip1 -p apirule-wasm --test rsa_wycheproof --test ecdsa_wycheproof -- --show-output
 
-# Differential fuzzing of the RSA and ECDSA verifiers against the rsa, p256, p384 and p521 crates (cargo-fuzz;
-# needs the nightly toolchain), each bounded to FUZZ_SECONDS. No sanitizer: the code under test is
-# safe Rust, and instrumented bignum code is slow enough already. `make test` runs the same
-# comparisons over seeded inputs (tests/rsa_differential.rs, tests/p256_differential.rs,
-# tests/ecdsa_differential.rs).
+# Fuzzing (cargo-fuzz, libFuzzer; fuzz/ is its own workspace, needs the nightly toolchain, which
+# `fuzz-tools` installs with rustup, and cargo-fuzz). The targets (fuzz/fuzz_targets/, invariants
+# in fuzz/src/ and docs/security.md, "Fuzzing"):
+#   config_parse        config::parse on bytes and on mutated plugin configs of every APIRule version
+#   jwks_parse          parse_jwks: every JWK kept exactly or skipped; kept keys valid for the reference crates
+#   token_decide        Policy::decide on v1/v2 jwt rules: no Allow without a token the reference crates verify
+#   path_policy         request::path vs the documented path rules; a path resolving to /admin is never allowed without a token
+#   rsa_differential, p256_differential, ecdsa_differential: the verifiers against the rsa, p256, p384, p521 crates
+# No sanitizer: the code under test is safe Rust, and instrumented bignum code is slow enough.
+# Every run is bounded: FUZZ_TIMEOUT seconds per input (a slower input is a finding: a hang),
+# FUZZ_RSS_MB of memory, and FUZZ_RUNS inputs or FUZZ_SECONDS per target, whichever ends first
+# (FUZZ_RUNS=-1 or FUZZ_SECONDS=0: no bound of that kind).
+FUZZ_TARGETS := config_parse jwks_parse token_decide path_policy rsa_differential p256_differential ecdsa_differential
+FUZZ_RUNS ?= 1000000
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := rsa_differential p256_differential ecdsa_differential
-.PHONY: fuzz
-fuzz:
+FUZZ_TIMEOUT ?= 10
+FUZZ_RSS_MB ?= 2048
+FUZZ_LIMITS = -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1
+FUZZ_RUN = cargo +nightly fuzz run --sanitizer none
+# Sets $dict to the libFuzzer dictionary option of target $t, if it has one (shell).
+FUZZ_DICT = case $$t in path_policy*) dict=-dict=dict/path.dict;; config_parse|jwks_parse) dict=-dict=dict/json.dict;; \
+  *) dict=;; esac
+.PHONY: fuzz fuzz-tools fuzz-build fuzz-smoke
+
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
-	cd fuzz && for t in $(FUZZ_TARGETS); do \
-	  cargo +nightly fuzz run --sanitizer none $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+fuzz-build: fuzz-tools
+	cd fuzz && cargo +nightly fuzz build --sanitizer none
+
+# The working corpus of each target is fuzz/target/fuzz-corpus/<target> (seeded from the checked-in
+# fuzz/corpus/<target>, which libFuzzer reads and never writes); crashes go to fuzz/artifacts/<target>/.
+fuzz: fuzz-build
+	cd fuzz && for t in $(FUZZ_TARGETS); do mkdir -p target/fuzz-corpus/$$t && $(FUZZ_DICT) && \
+	  $(FUZZ_RUN) $$t target/fuzz-corpus/$$t corpus/$$t -- $(FUZZ_LIMITS) $$dict \
+	    -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+# The short form, by hand: a fixed number of runs per target under libFuzzer, seeded (-seed=1)
+# and from the checked-in seeds only (a fresh working corpus each time), so every run explores the
+# same inputs. `make test` runs the same invariants on stable instead (tests/fuzz_smoke.rs: seeds
+# plus seeded mutations, no nightly, no second build). rsa_differential is built but not run here:
+# its pool's private-key operations cost 4-30 s before the first input.
+FUZZ_SMOKE := config_parse:2000 jwks_parse:2000 token_decide:3000 path_policy:20000 p256_differential:1000 \
+              ecdsa_differential:300
+fuzz-smoke: fuzz-build
+	@cd fuzz && for tr in $(FUZZ_SMOKE); do t=$${tr%%:*}; runs=$${tr##*:}; work=$$(mktemp -d); \
+	  echo "fuzz-smoke: $$t, $$runs runs"; $(FUZZ_DICT); \
+	  $(FUZZ_RUN) $$t $$work corpus/$$t -- $(FUZZ_LIMITS) $$dict -seed=1 -runs=$$runs \
+	    >$$work.log 2>&1 || { tail -40 $$work.log; rm -rf $$work $$work.log; exit 1; }; \
+	  grep -E '^#[0-9]+.*DONE' $$work.log | tail -1; rm -rf $$work $$work.log; done
+
