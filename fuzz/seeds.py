@@ -92,7 +92,7 @@ def jwks_seeds():
 
 def path_seeds(target):
     paths = ["/public/x", "/admin", "/admin/x?y=1", "/public/../admin", "/public/%2e%2E/admin",
-             "/public/./x/../../admin#f", "/%61dmin", "/public/x%zz", "/public/%FF", "//admin", "/public/..;/admin",
+             "/public/./x/.././../admin#f", "/%61dmin", "/public/x%zz", "/public/%FF", "//admin", "/public/..;/admin",
              "/public/%252e%252e/admin", "*",
              # The escaped-slash bypass (docs/security.md, Fuzzing, finding 1), refused with 400 since.
              "/public/..%2Fadmin", "/public/%5c../admin", "/public/\\../admin", "/public//../admin",
