@@ -103,6 +103,12 @@ struct RenderArgs {
     /// counts what it would answer and lets every request go on
     #[arg(long)]
     dry_run: bool,
+    /// The WasmPlugin's failStrategy when the filter's VM fails: FAIL_CLOSE (every Istio
+    /// version) or FAIL_RELOAD (Istio 1.25 and later: a new VM for the next request). Never
+    /// FAIL_OPEN: an auth filter that fails must not let traffic through (docs/behaviour.md,
+    /// "When the filter's VM fails")
+    #[arg(long, value_enum, default_value_t = render::FailStrategy::FailClose)]
+    fail_strategy: render::FailStrategy,
     #[arg(long, short, value_enum, default_value_t = Format::Yaml)]
     output: Format,
 }
@@ -177,6 +183,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 namespace: args.namespace,
                 selector: (selector.0.to_owned(), selector.1.to_owned()),
                 dry_run: args.dry_run,
+                fail_strategy: args.fail_strategy,
             };
             let manifests = render::render(&docs, &config, &options)?;
             print!("{}", output::documents(&manifests, args.output)?);

@@ -368,6 +368,20 @@ fn render_the_wasmplugin_carries_the_apirules_the_filter_loads() {
     assert_eq!(kinds, ["WasmPlugin", "VirtualService", "ServiceEntry", "DestinationRule", "VirtualService"]);
 }
 
+/// FAIL_RELOAD on request; FAIL_OPEN, which would let requests through a failed filter, never.
+#[test]
+fn render_fail_strategy_is_close_or_reload_never_open() {
+    let out =
+        apirule(&["render", "istio/apirule-httpbin.yaml", "--wasm-url", WASM_URL, "--fail-strategy", "FAIL_RELOAD"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(yaml_docs(&stdout(&out))[0]["spec"]["failStrategy"], "FAIL_RELOAD");
+    let out =
+        apirule(&["render", "istio/apirule-httpbin.yaml", "--wasm-url", WASM_URL, "--fail-strategy", "FAIL_OPEN"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid value 'FAIL_OPEN'"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}
+
 #[test]
 fn render_routes_protected_rules_to_the_service_not_to_oathkeeper() {
     let out = apirule(&["render", "istio/apirule-httpbin.yaml", "--wasm-url", WASM_URL]);

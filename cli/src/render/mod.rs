@@ -25,6 +25,29 @@ pub struct Options {
     pub namespace: String,
     pub selector: (String, String),
     pub dry_run: bool,
+    pub fail_strategy: FailStrategy,
+}
+
+/// What the gateway does with requests once the filter's VM has failed. Both answer 503 rather
+/// than let a request through unchecked; FAIL_OPEN, which skips the filter, is not offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[clap(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FailStrategy {
+    /// Every request 503 until the gateway gets a new configuration or restarts; valid on every
+    /// Istio version.
+    FailClose,
+    /// A new VM for the next request after a failure (Envoy's reload backoff, 1 s base); needs
+    /// Istio 1.25 or later (earlier versions refuse the value or fail closed).
+    FailReload,
+}
+
+impl FailStrategy {
+    fn name(self) -> &'static str {
+        match self {
+            FailStrategy::FailClose => "FAIL_CLOSE",
+            FailStrategy::FailReload => "FAIL_RELOAD",
+        }
+    }
 }
 
 pub fn render(docs: &[Document], config: &Config, options: &Options) -> Result<Vec<Value>, String> {
@@ -98,8 +121,8 @@ fn wasm_plugin(plugin_config: Map<String, Value>, options: &Options) -> Value {
         "imagePullPolicy": "IfNotPresent",
         // Before Istio's own authorization filters, where Oathkeeper sat in front of the workload.
         "phase": "AUTHN",
-        // A filter that cannot load must not let traffic through.
-        "failStrategy": "FAIL_CLOSE",
+        // A filter that cannot load or has failed must not let traffic through.
+        "failStrategy": options.fail_strategy.name(),
         "pluginConfig": plugin_config,
     });
     if let Some(sha) = &options.sha256 {
