@@ -423,3 +423,62 @@ fn unknown_fields_are_refused_in_v1_spec_service_and_cors_too() {
         assert!(e.starts_with(&format!("APIRule default/alpha: spec.rules[0].{key}: unknown field")), "{key}: {e:?}");
     }
 }
+
+/// README, "Configuration reference": every numeric plugin option's documented range (both ends
+/// load, one beyond is refused with the range) and default (what a configuration without it gets).
+#[test]
+fn plugin_options_have_the_documented_ranges_and_defaults() {
+    use apirule_wasm::config::Config;
+    use apirule_wasm::request::path::EscapedSlashes;
+    type Read = fn(&Config) -> u64;
+    let rules = json!([rule("/.*", &["GET"], "jwt", Some(jwt_config(json!({}))))]);
+    let plugin = |option: &str, value: Value| {
+        let mut p = json!({"apiRules": [apirule("a", HOST, rules.clone())]});
+        let mut at = &mut p;
+        let keys: Vec<&str> = option.split('.').collect();
+        for k in &keys[..keys.len() - 1] {
+            at = at.as_object_mut().unwrap().entry(*k).or_insert(json!({}));
+        }
+        at[keys[keys.len() - 1]] = value;
+        p
+    };
+    let table: [(&str, u64, u64, u64, Read); 9] = [
+        ("clockSkewSeconds", 0, 300, 0, |c| c.policy.clock_skew_secs as u64),
+        ("jwks.cacheTtlSeconds", 1, 86_400, 300, |c| c.cache.ttl_ms / 1000),
+        ("jwks.minCacheTtlSeconds", 1, 3600, 30, |c| c.cache.min_ttl_ms / 1000),
+        ("jwks.maxCacheTtlSeconds", 30, 86_400, 3600, |c| c.cache.max_ttl_ms / 1000),
+        ("jwks.maxStaleSeconds", 0, 604_800, 3600, |c| c.cache.max_stale_ms / 1000),
+        ("jwks.minRefetchSeconds", 0, 3600, 10, |c| c.cache.min_refetch_ms / 1000),
+        ("tokenCache.maxEntries", 0, 100_000, 1024, |c| c.token_cache_entries as u64),
+        ("jwks.maxWaitMs", 0, 60_000, 1000, |c| c.cache.max_wait_ms),
+        ("jwks.fetchTimeoutMs", 10, 60_000, 10_000, |c| c.cache.fetch_timeout_ms),
+    ];
+    let defaults = try_load(json!({"apiRules": [apirule("a", HOST, rules.clone())]})).unwrap();
+    for (option, min, max, default, read) in table {
+        assert_eq!(read(&defaults), default, "{option} default");
+        for n in [min, max] {
+            assert_eq!(read(&try_load(plugin(option, json!(n))).unwrap()), n, "{option} = {n}");
+        }
+        // minCacheTtlSeconds and maxCacheTtlSeconds are each 1-86400, alone further bounded by the
+        // other's default (a minimum above the maximum is refused: plugin_options).
+        let (low, high) = match option {
+            "jwks.minCacheTtlSeconds" | "jwks.maxCacheTtlSeconds" => (1, 86_400),
+            _ => (min, max),
+        };
+        let mut beyond = vec![json!(high + 1), json!(-1), json!(1.5), json!("10")];
+        if low > 0 {
+            beyond.push(json!(low - 1));
+        }
+        for v in beyond {
+            let e = error_of(plugin(option, v.clone()));
+            assert!(e.contains(&format!("{option}: must be an integer from {low} to {high}")), "{option} = {v}: {e}");
+        }
+    }
+    assert_eq!(defaults.policy.escaped_slashes, EscapedSlashes::Reject, "paths.escapedSlashes default");
+    assert!(defaults.jwks.values().all(|e| e.cluster == "outbound|443||idp.example.com"), "jwks.clusters default {{}}");
+    assert!(defaults.introspection.is_empty() && defaults.ext_authz.is_empty());
+    // extAuth.providers.<name>.timeoutMs: 1000 by default.
+    let with_provider = json!({"apiRules": [apirule("a", HOST, rules.clone())],
+        "extAuth": {"providers": {"p": {"cluster": "authz"}}}});
+    assert_eq!(try_load(with_provider).unwrap().ext_authz["p"].timeout_ms, 1000);
+}
