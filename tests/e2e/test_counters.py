@@ -3,6 +3,8 @@ should move it, as Envoy shows them (summed over the workers). The ones not here
 their cause is made: apirule_requests_paused and apirule_token_cache_hits
 (test_key_management.py), apirule_jwks_fetch_ok (test_key_management.py), the fetch failures by
 cause and apirule_jwks_stale_serves (test_jwks.py), the dry-run ones (test_dry_run.py)."""
+import time
+
 import pytest
 
 from harness import apirules as A
@@ -91,3 +93,20 @@ def test_each_answer_moves_its_counters(gw, keys, idp):
         "requests_denied_not_found": 1, "requests_denied_other": 1,
         "authorization_calls": 1,
     }, delta
+
+
+def wait_for_log(gw, line, timeout=5.0):
+    """Envoy writes its log asynchronously: wait for the line a little."""
+    deadline = time.monotonic() + timeout
+    while line not in gw.log_text():
+        assert time.monotonic() < deadline, f"not in Envoy's log: {line}"
+        time.sleep(0.05)
+
+
+def test_every_deny_is_logged_at_debug_with_its_rule_and_reason(gw):
+    """README, "What clients get": each deny at debug level (the tests run Envoy with
+    --component-log-level wasm:debug) names the rule and the reason; one no rule made has none."""
+    assert gw.get("/jwt", host="count.test").status == 401
+    wait_for_log(gw, "apirule: deny GET count.test /jwt with 401 (rule default/count spec.rules[1]): ")
+    assert gw.raw_request("GET", "/open%zz", host="count.test").status == 400
+    wait_for_log(gw, "apirule: deny GET count.test /open%zz with 400: ")
