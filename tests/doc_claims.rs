@@ -303,3 +303,18 @@ fn cors_policy_and_timeouts_are_accepted_but_not_enforced() {
         assert_eq!(status(&cfg.policy.decide(&preflight, NOW_MS, &default_cache())), 404, "{host}");
     }
 }
+
+// ---- behaviour.md, "JWKS": v2 rules refetch on an unknown kid too (Envoy would not) ----
+
+#[test]
+fn an_unknown_kid_makes_a_v2_rule_wait_for_a_refetch() {
+    let cfg = load(vec![v2_on(HOST, json!([{"path": "/{**}", "methods": ["GET"],
+        "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]))]);
+    let rotated = mint(json!({"alg": "RS256", "kid": "k9"}), good_claims(), Signer::Rsa);
+    let d = cfg.policy.decide(&bearer(get("/x"), &rotated), NOW_MS, &default_cache());
+    assert!(matches!(&d, Decision::NeedKeys { urls } if urls == &vec![JWKS_URL.to_owned()]), "{d:?}");
+    // The IdP now serves the key under k9: allowed once the refetch landed.
+    let jwks = json!({"keys": [rsa_public_jwk("k9")]});
+    let d = decide_refetching(&cfg.policy, &bearer(get("/x"), &rotated), NOW_MS, &mut default_cache(), &jwks);
+    assert_eq!(status(&d), 200);
+}
