@@ -318,3 +318,15 @@ fn an_unknown_kid_makes_a_v2_rule_wait_for_a_refetch() {
     let d = decide_refetching(&cfg.policy, &bearer(get("/x"), &rotated), NOW_MS, &mut default_cache(), &jwks);
     assert_eq!(status(&d), 200);
 }
+
+// ---- behaviour.md, "APIRule v2", steps 1 and 3: a `.` is any character in the route only ----
+
+#[test]
+fn a_dot_is_any_character_for_the_route_and_itself_for_the_policy() {
+    let rules = json!([{"path": "/a.b", "methods": ["GET"], "noAuth": true}]);
+    assert_eq!(v2_status(rules.clone(), &get("/a.b")), 200);
+    // The VirtualService routes /aXb (the regex's `.`), the AuthorizationPolicy's path is literal.
+    assert_eq!(v2_status(rules.clone(), &get("/aXb")), 403);
+    assert_eq!(v2_status(rules.clone(), &get("/a/b")), 403, "the regex's `.` is any character, `/` too");
+    assert_eq!(v2_status(rules, &get("/ab")), 404);
+}
