@@ -262,25 +262,33 @@ fn everything() -> Value {
                  "service": {"name": "httpbin", "port": 8000, "host": "alpha.example.com"},
                  "rules": [{"path": "/.*", "methods": ["GET"], "accessStrategies": [{"handler": "noop"}],
                             "mutators": [{"handler": "header", "config": {"headers": {"X-A": "a"}}}]}]}});
-    let mut v1beta1 = apirule("beta", "beta.example.com", json!([
-        {"path": "/jwt", "methods": ["GET"], "service": {"name": "other", "port": 80, "namespace": "default"},
-         "timeout": 10,
-         "accessStrategies": [{"handler": "jwt", "config": jwt_config(json!({"token_from": {"header": "X-T"}}))}],
-         "mutators": [{"handler": "header", "config": {"headers": {"X-Sub": "{{ print .Subject }}"}}},
-                      {"handler": "cookie", "config": {"cookies": {"c": "x"}}}, {"handler": "noop"}]},
-        {"path": "/in", "methods": ["GET"], "accessStrategies": [{"handler": "oauth2_introspection", "config": {
-            "introspection_url": "http://idp/i", "retry": {"give_up_after": "1s"},
-            "cache": {"enabled": true, "ttl": "1m"}, "token_from": {"cookie": "c"},
-            "introspection_request_headers": {"X-Key": "k"}, "pre_authorization": {"enabled": false}}}]}
-    ]));
+    let mut v1beta1 = apirule(
+        "beta",
+        "beta.example.com",
+        json!([
+            {"path": "/jwt", "methods": ["GET"], "service": {"name": "other", "port": 80, "namespace": "default"},
+             "timeout": 10,
+             "accessStrategies": [{"handler": "jwt", "config": jwt_config(json!({"token_from": {"header": "X-T"}}))}],
+             "mutators": [{"handler": "header", "config": {"headers": {"X-Sub": "{{ print .Subject }}"}}},
+                          {"handler": "cookie", "config": {"cookies": {"c": "x"}}}, {"handler": "noop"}]},
+            {"path": "/in", "methods": ["GET"], "accessStrategies": [{"handler": "oauth2_introspection", "config": {
+                "introspection_url": "http://idp/i", "retry": {"give_up_after": "1s"},
+                "cache": {"enabled": true, "ttl": "1m"}, "token_from": {"cookie": "c"},
+                "introspection_request_headers": {"X-Key": "k"}, "pre_authorization": {"enabled": false}}}]}
+        ]),
+    );
     v1beta1["spec"]["timeout"] = json!(20);
     v1beta1["spec"]["corsPolicy"] = json!({"allowOrigins": [{"regex": ".*"}], "allowMethods": ["GET"]});
-    let istio = apirule("istio", "istio.example.com", json!([
-        {"path": "/a", "methods": ["GET"], "accessStrategies": [{"handler": "jwt", "config": {
-            "authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL, "fromHeaders": [{"name": "X-T", "prefix": "B "}]}],
-            "authorizations": [{"requiredScopes": ["read"], "audiences": ["api"]}]}}],
-         "mutators": [{"handler": "header", "config": {"headers": {"X-A": "a"}}}]}
-    ]));
+    let istio = apirule(
+        "istio",
+        "istio.example.com",
+        json!([
+            {"path": "/a", "methods": ["GET"], "accessStrategies": [{"handler": "jwt", "config": {
+                "authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL, "fromHeaders": [{"name": "X-T", "prefix": "B "}]}],
+                "authorizations": [{"requiredScopes": ["read"], "audiences": ["api"]}]}}],
+             "mutators": [{"handler": "header", "config": {"headers": {"X-A": "a"}}}]}
+        ]),
+    );
     let v2 = json!({"apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
         "metadata": {"name": "two", "namespace": "default"},
         "spec": {"hosts": ["two.example.com"], "gateway": "kyma-system/kyma-gateway", "timeout": 30,
@@ -373,7 +381,9 @@ fn unchecked_yet(resource: &str, path: &str) -> bool {
         return true; // the resource's top level (apiVersion, kind, metadata, spec, status)
     }
     let v1 = ["APIRule default/alpha", "APIRule default/beta", "APIRule default/istio"].contains(&resource);
-    (v1 && (path == "spec" || path.starts_with("spec.service") || path.starts_with("spec.corsPolicy")
+    (v1 && (path == "spec"
+        || path.starts_with("spec.service")
+        || path.starts_with("spec.corsPolicy")
         || path.ends_with("].service")))
         || path.starts_with("spec.corsPolicy.allowOrigins")
         || path.ends_with(".pre_authorization")
@@ -418,7 +428,8 @@ fn unknown_fields_are_refused_in_v1_spec_service_and_cors_too() {
     // v1alpha1 rules have no `service` or `timeout` (those came with v1beta1).
     for key in ["service", "timeout"] {
         let mut doc = everything();
-        doc["apiRules"][0]["spec"]["rules"][0][key] = if key == "service" { json!({"name": "x", "port": 80}) } else { json!(5) };
+        doc["apiRules"][0]["spec"]["rules"][0][key] =
+            if key == "service" { json!({"name": "x", "port": 80}) } else { json!(5) };
         let e = try_load(doc).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with(&format!("APIRule default/alpha: spec.rules[0].{key}: unknown field")), "{key}: {e:?}");
     }

@@ -76,7 +76,8 @@ fn introspection_rule(config: Value) -> apirule_wasm::config::Config {
 
 fn introspect(cfg: &apirule_wasm::config::Config, answer: Option<Value>, kept: &mut Answers, now_ms: u64) -> u16 {
     if let Some(a) = answer {
-        kept.fresh = vec![((INTROSPECT.to_owned(), "opaque".to_owned()), Answer::Ok(Rc::new(a.as_object().cloned().unwrap())))];
+        kept.fresh =
+            vec![((INTROSPECT.to_owned(), "opaque".to_owned()), Answer::Ok(Rc::new(a.as_object().cloned().unwrap())))];
     }
     let req = bearer(get("/x"), "opaque");
     let d = cfg.policy.decide_with(&req, now_ms, &default_cache(), &mut VerifiedTokens::disabled(), kept);
@@ -165,7 +166,8 @@ fn cookie_values_are_sanitised_as_go_does() {
     claims["v"] = json!("a\"b;c\\d\u{1}e,f");
     let set = mutated(json!([{"handler": "cookie", "config": {"cookies": {"v": "{{ print .Extra.v }}"}}}]), claims);
     assert!(set.contains(&("cookie".into(), "v=\"abcde,f\"".into())), "{set:?}");
-    let set = mutated(json!([{"handler": "header", "config": {"headers": {"X-Bare": "{{ .Subject }}"}}}]), good_claims());
+    let set =
+        mutated(json!([{"handler": "header", "config": {"headers": {"X-Bare": "{{ .Subject }}"}}}]), good_claims());
     assert!(set.contains(&("x-bare".into(), "user-1".into())), "without print: {set:?}");
 }
 
@@ -284,8 +286,12 @@ fn the_authorization_step_compares_the_host_case_insensitively() {
 
 #[test]
 fn cors_policy_and_timeouts_are_accepted_but_not_enforced() {
-    let mut v1 = apirule("one", "one.example.com", json!([{"path": "/.*", "methods": ["GET"], "timeout": 5,
-        "accessStrategies": [{"handler": "noop"}]}]));
+    let mut v1 = apirule(
+        "one",
+        "one.example.com",
+        json!([{"path": "/.*", "methods": ["GET"], "timeout": 5,
+        "accessStrategies": [{"handler": "noop"}]}]),
+    );
     v1["spec"]["corsPolicy"] = json!({"allowOrigins": [{"exact": "https://a.example.com"}], "allowMethods": ["GET"]});
     v1["spec"]["timeout"] = json!(30);
     let mut v2 = v2_on("two.example.com", json!([{"path": "/{**}", "methods": ["GET"], "noAuth": true, "timeout": 5}]));
@@ -308,8 +314,11 @@ fn cors_policy_and_timeouts_are_accepted_but_not_enforced() {
 
 #[test]
 fn an_unknown_kid_makes_a_v2_rule_wait_for_a_refetch() {
-    let cfg = load(vec![v2_on(HOST, json!([{"path": "/{**}", "methods": ["GET"],
-        "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]))]);
+    let cfg = load(vec![v2_on(
+        HOST,
+        json!([{"path": "/{**}", "methods": ["GET"],
+        "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]),
+    )]);
     let rotated = mint(json!({"alg": "RS256", "kid": "k9"}), good_claims(), Signer::Rsa);
     let d = cfg.policy.decide(&bearer(get("/x"), &rotated), NOW_MS, &default_cache());
     assert!(matches!(&d, Decision::NeedKeys { urls } if urls == &vec![JWKS_URL.to_owned()]), "{d:?}");

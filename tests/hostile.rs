@@ -60,7 +60,9 @@ const ANY: &[u8] =
 /// generators spray around is refused because it is broken, not because nothing passes.
 fn valid_tokens() -> Vec<String> {
     let mut out: Vec<String> = (0..8)
-        .map(|i| rs256(json!({"iss": ISSUER, "sub": format!("user-{i}"), "exp": NOW_SECS + 60 + i, "iat": NOW_SECS - i})))
+        .map(|i| {
+            rs256(json!({"iss": ISSUER, "sub": format!("user-{i}"), "exp": NOW_SECS + 60 + i, "iat": NOW_SECS - i}))
+        })
         .collect();
     out.push(rs256(json!({"iss": ISSUER, "sub": "user-1", "aud": ["a", "b"], "scp": ["read"], "exp": NOW_SECS + 1})));
     out.push(mint(json!({"alg": "RS256", "kid": "k1", "typ": "at+jwt"}), good_claims(), Signer::Rsa));
@@ -72,7 +74,11 @@ fn valid_tokens() -> Vec<String> {
 fn tokens() {
     let mut rng = Rng(1);
     let valid = rs256(good_claims());
-    let cfg = load(vec![apirule("a", HOST, json!([rule("/.*", &["GET"], "jwt", Some(jwt_config(json!({"allowed_algorithms": ["RS256", "ES256"]}))))]))]);
+    let cfg = load(vec![apirule(
+        "a",
+        HOST,
+        json!([rule("/.*", &["GET"], "jwt", Some(jwt_config(json!({"allowed_algorithms": ["RS256", "ES256"]}))))]),
+    )]);
     let cache = default_cache();
     let decide = |raw: &[u8]| {
         let req =
@@ -99,7 +105,10 @@ fn tokens() {
         // A mutated token must never be accepted unless the mutation left it intact.
         if decide(&raw) == 200 {
             allowed += 1;
-            assert!(known.iter().any(|k| k.as_bytes() == raw) || raw == valid.as_bytes(), "a modified token was accepted: {text}");
+            assert!(
+                known.iter().any(|k| k.as_bytes() == raw) || raw == valid.as_bytes(),
+                "a modified token was accepted: {text}"
+            );
         } else {
             assert!(!known.iter().any(|k| k.as_bytes() == raw), "a valid token was refused: {text}");
         }

@@ -257,7 +257,9 @@ fn bad_percent_encoding_and_invalid_utf8_get_the_400_json_body() {
                 assert_eq!(response.headers, vec![("content-type".to_owned(), "application/json".to_owned())]);
                 let body: Value = serde_json::from_slice(&response.body).unwrap();
                 let want = match id {
-                    Some(id) => json!({"error": {"code": 400, "status": "Bad Request", "request": id, "message": message}}),
+                    Some(id) => {
+                        json!({"error": {"code": 400, "status": "Bad Request", "request": id, "message": message}})
+                    }
                     None => json!({"error": {"code": 400, "status": "Bad Request", "message": message}}),
                 };
                 assert_eq!(body, want, "{host} {path}");

@@ -584,7 +584,9 @@ fn check_names_and_skips_other_kinds() {
     let out = apirule(&["check", &file]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(&format!("{file}: document 1: ConfigMap (v1) skipped: not an APIRule, plugin configuration or WasmPlugin")),
+        stderr(&out).contains(&format!(
+            "{file}: document 1: ConfigMap (v1) skipped: not an APIRule, plugin configuration or WasmPlugin"
+        )),
         "{}",
         stderr(&out)
     );
