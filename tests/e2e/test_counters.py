@@ -110,3 +110,15 @@ def test_every_deny_is_logged_at_debug_with_its_rule_and_reason(gw):
     wait_for_log(gw, "apirule: deny GET count.test /jwt with 401 (rule default/count spec.rules[1]): ")
     assert gw.raw_request("GET", "/open%zz", host="count.test").status == 400
     wait_for_log(gw, "apirule: deny GET count.test /open%zz with 400: ")
+
+
+def test_fetch_failures_are_logged_at_warn_and_kid_changes_at_info(gw, keys):
+    """README, "What clients get": a failed fetch at warn; a fetch that changes a set's kids at info."""
+    assert gw.get("/nowhere", host="count.test", token=T.mint(keys.rsa, T.std_claims())).status == 401
+    wait_for_log(gw, "[warning][wasm]")
+    log = gw.log_text()
+    assert any("[warning][wasm]" in line and f"apirule: JWKS {NOWHERE} fetch failed: " in line
+               for line in log.splitlines()), log[-3000:]
+    # The module's first fetch of KEYS brought kid rsa-1 where there was none.
+    assert any("[info][wasm]" in line and f"apirule: JWKS {A.jwks_url(KEYS)}: kids added [\"rsa-1\"], removed []" in line
+               for line in log.splitlines()), log[-3000:]
