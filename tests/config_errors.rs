@@ -249,3 +249,247 @@ fn not_json() {
     assert!(apirule_wasm::config::parse(b"{nope").unwrap_err().to_string().contains("is not valid JSON"));
     assert!(apirule_wasm::config::parse(b"").is_err());
 }
+
+// ---- "Unknown fields anywhere are refused" (README, "Configuration reference") ----
+
+/// A plugin configuration that uses every object the filter reads: a v1alpha1, a v1beta1 (ory
+/// mode: jwt with mutators, introspection), a v1beta1 in Istio JWT mode and a v2 APIRule (jwt,
+/// extAuth with restrictions, request setters, CORS), and every plugin option.
+fn everything() -> Value {
+    let v1alpha1 = json!({"apiVersion": "gateway.kyma-project.io/v1alpha1", "kind": "APIRule",
+        "metadata": {"name": "alpha", "namespace": "default"},
+        "spec": {"gateway": "kyma-gateway.kyma-system.svc.cluster.local",
+                 "service": {"name": "httpbin", "port": 8000, "host": "alpha.example.com"},
+                 "rules": [{"path": "/.*", "methods": ["GET"], "accessStrategies": [{"handler": "noop"}],
+                            "mutators": [{"handler": "header", "config": {"headers": {"X-A": "a"}}}]}]}});
+    let mut v1beta1 = apirule(
+        "beta",
+        "beta.example.com",
+        json!([
+            {"path": "/jwt", "methods": ["GET"], "service": {"name": "other", "port": 80, "namespace": "default"},
+             "timeout": 10,
+             "accessStrategies": [{"handler": "jwt", "config": jwt_config(json!({"token_from": {"header": "X-T"}}))}],
+             "mutators": [{"handler": "header", "config": {"headers": {"X-Sub": "{{ print .Subject }}"}}},
+                          {"handler": "cookie", "config": {"cookies": {"c": "x"}}}, {"handler": "noop"}]},
+            {"path": "/in", "methods": ["GET"], "accessStrategies": [{"handler": "oauth2_introspection", "config": {
+                "introspection_url": "http://idp/i", "retry": {"give_up_after": "1s"},
+                "cache": {"enabled": true, "ttl": "1m"}, "token_from": {"cookie": "c"},
+                "introspection_request_headers": {"X-Key": "k"}, "pre_authorization": {"enabled": false}}}]}
+        ]),
+    );
+    v1beta1["spec"]["timeout"] = json!(20);
+    v1beta1["spec"]["corsPolicy"] = json!({"allowOrigins": [{"regex": ".*"}], "allowMethods": ["GET"]});
+    let istio = apirule(
+        "istio",
+        "istio.example.com",
+        json!([
+            {"path": "/a", "methods": ["GET"], "accessStrategies": [{"handler": "jwt", "config": {
+                "authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL, "fromHeaders": [{"name": "X-T", "prefix": "B "}]}],
+                "authorizations": [{"requiredScopes": ["read"], "audiences": ["api"]}]}}],
+             "mutators": [{"handler": "header", "config": {"headers": {"X-A": "a"}}}]}
+        ]),
+    );
+    let v2 = json!({"apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
+        "metadata": {"name": "two", "namespace": "default"},
+        "spec": {"hosts": ["two.example.com"], "gateway": "kyma-system/kyma-gateway", "timeout": 30,
+                 "service": {"name": "httpbin", "namespace": "default", "port": 8000},
+                 "corsPolicy": {"allowOrigins": [{"exact": "https://a.example.com"}], "allowMethods": ["GET"]},
+                 "rules": [
+                    {"path": "/jwt", "methods": ["GET"], "timeout": 5, "service": {"name": "other", "port": 80},
+                     "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL, "fromParams": ["t"]}],
+                             "authorizations": [{"requiredScopes": ["read"], "audiences": ["api"]}]},
+                     "request": {"headers": {"X-A": "a"}, "cookies": {"c": "d"}}},
+                    {"path": "/ext", "methods": ["GET"], "extAuth": {"authorizers": ["ea"], "restrictions": {
+                        "authentications": [{"issuer": "https://other.example.com", "jwksUri": JWKS_URL}],
+                        "authorizations": [{"audiences": ["api"]}]}}},
+                    {"path": "/open", "methods": ["GET"], "noAuth": true}]}});
+    json!({"apiRules": [v1alpha1, v1beta1, istio, v2],
+           "jwks": {"clusters": {JWKS_URL: "idp"}, "cacheTtlSeconds": 60, "minCacheTtlSeconds": 10,
+                    "maxCacheTtlSeconds": 600, "maxStaleSeconds": 60, "minRefetchSeconds": 5, "maxWaitMs": 500,
+                    "fetchTimeoutMs": 1000},
+           "tokenCache": {"maxEntries": 10}, "introspection": {"clusters": {"http://idp/i": "idp"}},
+           "extAuth": {"providers": {"ea": {"cluster": "authz", "authority": "a", "pathPrefix": "/check",
+               "timeoutMs": 500, "includeRequestHeadersInCheck": ["x"], "headersToUpstreamOnAllow": ["y"],
+               "headersToDownstreamOnDeny": ["z"]}}},
+           "paths": {"escapedSlashes": "reject"}, "clockSkewSeconds": 5, "defaultDomain": "example.com"})
+}
+
+/// Objects whose members are names the user chooses (headers, cookies, URLs, providers) or that
+/// belong to Kubernetes (`metadata`): any member is allowed there.
+fn is_name_map(path: &str) -> bool {
+    ["headers", "cookies", "introspection_request_headers", "clusters", "providers", "metadata"]
+        .iter()
+        .any(|m| path == *m || path.ends_with(&format!(".{m}")))
+        || path.contains("metadata")
+}
+
+/// Every object of `value` with the JSON path the filter's errors use for it: (pointer, resource,
+/// path). Members of `apiRules[i]` are reported relative to their APIRule.
+fn objects(value: &Value, pointer: String, resource: &str, path: String, out: &mut Vec<(String, String, String)>) {
+    match value {
+        Value::Object(map) => {
+            out.push((pointer.clone(), resource.to_owned(), path.clone()));
+            for (k, v) in map {
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                objects(v, format!("{pointer}/{k}"), resource, child, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                if pointer.is_empty() || pointer == "/apiRules" {
+                    let name = v["metadata"]["name"].as_str().unwrap();
+                    objects(v, format!("/apiRules/{i}"), &format!("APIRule default/{name}"), String::new(), out);
+                } else {
+                    objects(v, format!("{pointer}/{i}"), resource, format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The error each object gives with a member `zzUnknown` added, or None when it loads.
+fn with_unknown_member(skip: impl Fn(&str, &str) -> bool) -> Vec<(String, Option<String>)> {
+    let base = everything();
+    try_load(base.clone()).unwrap();
+    let mut found = Vec::new();
+    objects(&base, String::new(), "plugin configuration", String::new(), &mut found);
+    let mut out = Vec::new();
+    for (pointer, resource, path) in found {
+        if pointer.is_empty() && resource != "plugin configuration" || is_name_map(&path) || skip(&resource, &path) {
+            continue;
+        }
+        let mut doc = base.clone();
+        doc.pointer_mut(&pointer).unwrap().as_object_mut().unwrap().insert("zzUnknown".into(), json!(1));
+        let field = if path.is_empty() { "zzUnknown".to_owned() } else { format!("{path}.zzUnknown") };
+        let want = format!("{resource}: {field}: unknown field");
+        let got = match try_load(doc) {
+            Ok(_) => Some("loaded".to_owned()),
+            Err(e) => Some(e.to_string()).filter(|e| !e.starts_with(&want)),
+        };
+        out.push((want, got));
+    }
+    out
+}
+
+/// The objects the filter does not check yet (finding, see the ignored test below): an APIRule's
+/// top level (Kubernetes' `status` must stay allowed); in v1 `spec`,
+/// `spec.service`, `spec.corsPolicy` and what is in it, a rule's `service`, `pre_authorization`,
+/// and what is inside v2's `corsPolicy` lists.
+fn unchecked_yet(resource: &str, path: &str) -> bool {
+    if resource.starts_with("APIRule") && path.is_empty() {
+        return true; // the resource's top level (apiVersion, kind, metadata, spec, status)
+    }
+    let v1 = ["APIRule default/alpha", "APIRule default/beta", "APIRule default/istio"].contains(&resource);
+    (v1 && (path == "spec"
+        || path.starts_with("spec.service")
+        || path.starts_with("spec.corsPolicy")
+        || path.ends_with("].service")))
+        || path.starts_with("spec.corsPolicy.allowOrigins")
+        || path.ends_with(".pre_authorization")
+}
+
+#[test]
+fn unknown_fields_are_refused_at_every_level() {
+    let results = with_unknown_member(unchecked_yet);
+    assert!(results.len() >= 40, "only {} objects tried", results.len());
+    let wrong: Vec<_> = results.iter().filter(|(_, got)| got.is_some()).collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // A resource exported from a cluster carries `status`: Kubernetes' business, not refused.
+    let mut exported = everything();
+    for i in 0..4 {
+        exported["apiRules"][i]["status"] = json!({"state": "Ready", "lastProcessedTime": "2026-01-01T00:00:00Z"});
+    }
+    assert!(try_load(exported).is_ok());
+    // Results list every object the walk found: the APIRules' spec levels of v2 among them.
+    for want in [
+        "plugin configuration: zzUnknown: unknown field",
+        "plugin configuration: jwks.zzUnknown: unknown field",
+        "plugin configuration: extAuth.providers.ea.zzUnknown: unknown field",
+        "APIRule default/alpha: spec.rules[0].mutators[0].zzUnknown: unknown field",
+        "APIRule default/beta: spec.rules[0].accessStrategies[0].config.token_from.zzUnknown: unknown field",
+        "APIRule default/beta: spec.rules[1].accessStrategies[0].config.retry.zzUnknown: unknown field",
+        "APIRule default/istio: spec.rules[0].accessStrategies[0].config.authentications[0].fromHeaders[0].zzUnknown: unknown field",
+        "APIRule default/two: spec.zzUnknown: unknown field",
+        "APIRule default/two: spec.service.zzUnknown: unknown field",
+        "APIRule default/two: spec.rules[1].extAuth.restrictions.authorizations[0].zzUnknown: unknown field",
+    ] {
+        assert!(results.iter().any(|(w, _)| w == want), "{want} not tried");
+    }
+}
+
+#[test]
+#[ignore = "finding: an APIRule's top level, v1alpha1/v1beta1 spec, spec.service, spec.corsPolicy, a rule's service, pre_authorization, v2 corsPolicy.allowOrigins entries take unknown fields; v1alpha1 rules take service/timeout"]
+fn unknown_fields_are_refused_in_v1_spec_service_and_cors_too() {
+    let results = with_unknown_member(|resource, path| !unchecked_yet(resource, path));
+    assert!(results.len() >= 8, "only {} objects tried", results.len());
+    let accepted: Vec<&String> = results.iter().filter(|(_, got)| got.is_some()).map(|(want, _)| want).collect();
+    assert!(accepted.is_empty(), "loaded or refused otherwise: {accepted:#?}");
+    // v1alpha1 rules have no `service` or `timeout` (those came with v1beta1).
+    for key in ["service", "timeout"] {
+        let mut doc = everything();
+        doc["apiRules"][0]["spec"]["rules"][0][key] =
+            if key == "service" { json!({"name": "x", "port": 80}) } else { json!(5) };
+        let e = try_load(doc).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with(&format!("APIRule default/alpha: spec.rules[0].{key}: unknown field")), "{key}: {e:?}");
+    }
+}
+
+/// README, "Configuration reference": every numeric plugin option's documented range (both ends
+/// load, one beyond is refused with the range) and default (what a configuration without it gets).
+#[test]
+fn plugin_options_have_the_documented_ranges_and_defaults() {
+    use apirule_wasm::config::Config;
+    use apirule_wasm::request::path::EscapedSlashes;
+    type Read = fn(&Config) -> u64;
+    let rules = json!([rule("/.*", &["GET"], "jwt", Some(jwt_config(json!({}))))]);
+    let plugin = |option: &str, value: Value| {
+        let mut p = json!({"apiRules": [apirule("a", HOST, rules.clone())]});
+        let mut at = &mut p;
+        let keys: Vec<&str> = option.split('.').collect();
+        for k in &keys[..keys.len() - 1] {
+            at = at.as_object_mut().unwrap().entry(*k).or_insert(json!({}));
+        }
+        at[keys[keys.len() - 1]] = value;
+        p
+    };
+    let table: [(&str, u64, u64, u64, Read); 9] = [
+        ("clockSkewSeconds", 0, 300, 0, |c| c.policy.clock_skew_secs as u64),
+        ("jwks.cacheTtlSeconds", 1, 86_400, 300, |c| c.cache.ttl_ms / 1000),
+        ("jwks.minCacheTtlSeconds", 1, 3600, 30, |c| c.cache.min_ttl_ms / 1000),
+        ("jwks.maxCacheTtlSeconds", 30, 86_400, 3600, |c| c.cache.max_ttl_ms / 1000),
+        ("jwks.maxStaleSeconds", 0, 604_800, 3600, |c| c.cache.max_stale_ms / 1000),
+        ("jwks.minRefetchSeconds", 0, 3600, 10, |c| c.cache.min_refetch_ms / 1000),
+        ("tokenCache.maxEntries", 0, 100_000, 1024, |c| c.token_cache_entries as u64),
+        ("jwks.maxWaitMs", 0, 60_000, 1000, |c| c.cache.max_wait_ms),
+        ("jwks.fetchTimeoutMs", 10, 60_000, 10_000, |c| c.cache.fetch_timeout_ms),
+    ];
+    let defaults = try_load(json!({"apiRules": [apirule("a", HOST, rules.clone())]})).unwrap();
+    for (option, min, max, default, read) in table {
+        assert_eq!(read(&defaults), default, "{option} default");
+        for n in [min, max] {
+            assert_eq!(read(&try_load(plugin(option, json!(n))).unwrap()), n, "{option} = {n}");
+        }
+        // minCacheTtlSeconds and maxCacheTtlSeconds are each 1-86400, alone further bounded by the
+        // other's default (a minimum above the maximum is refused: plugin_options).
+        let (low, high) = match option {
+            "jwks.minCacheTtlSeconds" | "jwks.maxCacheTtlSeconds" => (1, 86_400),
+            _ => (min, max),
+        };
+        let mut beyond = vec![json!(high + 1), json!(-1), json!(1.5), json!("10")];
+        if low > 0 {
+            beyond.push(json!(low - 1));
+        }
+        for v in beyond {
+            let e = error_of(plugin(option, v.clone()));
+            assert!(e.contains(&format!("{option}: must be an integer from {low} to {high}")), "{option} = {v}: {e}");
+        }
+    }
+    assert_eq!(defaults.policy.escaped_slashes, EscapedSlashes::Reject, "paths.escapedSlashes default");
+    assert!(defaults.jwks.values().all(|e| e.cluster == "outbound|443||idp.example.com"), "jwks.clusters default {{}}");
+    assert!(defaults.introspection.is_empty() && defaults.ext_authz.is_empty());
+    // extAuth.providers.<name>.timeoutMs: 1000 by default.
+    let with_provider = json!({"apiRules": [apirule("a", HOST, rules.clone())],
+        "extAuth": {"providers": {"p": {"cluster": "authz"}}}});
+    assert_eq!(try_load(with_provider).unwrap().ext_authz["p"].timeout_ms, 1000);
+}

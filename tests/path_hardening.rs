@@ -237,6 +237,37 @@ fn deny_bodies_are_the_filters_400() {
     }
 }
 
+/// README, "What clients get", and docs/behaviour.md, "What reaches the backend": malformed
+/// percent-encoding and a path that decodes to invalid UTF-8 get the same 400 JSON body, before
+/// any rule (also on an open rule); without an `x-request-id` the body has no `request`.
+#[test]
+fn bad_percent_encoding_and_invalid_utf8_get_the_400_json_body() {
+    let cfg = config(json!({}));
+    let message = "The request was malformed or contained invalid parameters";
+    for host in [V1, V2] {
+        for path in ["/public/%", "/public/a%zz", "/public/%G1", "/public/%C3%28", "/public/%FF", "/admin%zz"] {
+            for id in [Some("r-2"), None] {
+                let mut req = Request::new("GET", host, path);
+                if let Some(id) = id {
+                    req = req.with_header("x-request-id", id);
+                }
+                let d = cfg.policy.decide(&req, NOW_MS, &default_cache());
+                let Decision::Deny { response, .. } = d else { panic!("{host} {path}: {d:?}") };
+                assert_eq!(response.status, 400, "{host} {path}");
+                assert_eq!(response.headers, vec![("content-type".to_owned(), "application/json".to_owned())]);
+                let body: Value = serde_json::from_slice(&response.body).unwrap();
+                let want = match id {
+                    Some(id) => {
+                        json!({"error": {"code": 400, "status": "Bad Request", "request": id, "message": message}})
+                    }
+                    None => json!({"error": {"code": 400, "status": "Bad Request", "message": message}}),
+                };
+                assert_eq!(body, want, "{host} {path}");
+            }
+        }
+    }
+}
+
 #[test]
 fn the_option_is_refused_at_load_unless_reject_or_keep() {
     let base = |paths: Value| json!({"apiRules": [apirule("a", HOST, json!([rule("/.*", &["GET"], "noop", None)]))], "paths": paths});

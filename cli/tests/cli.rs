@@ -617,3 +617,25 @@ fn migrate_leaves_v2_as_it_is() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("is already gateway.kyma-project.io/v2; left as it is"));
 }
+
+/// README, "Istio": other Kubernetes kinds are named and skipped, not refused.
+#[test]
+fn check_names_and_skips_other_kinds() {
+    let file = write_temp(
+        "mixed.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n---\n\
+         apiVersion: gateway.kyma-project.io/v1beta1\nkind: APIRule\nmetadata: {name: good, namespace: default}\n\
+         spec: {host: good.example.com, service: {name: s, port: 80}, gateway: kyma-system/kyma-gateway,\n  \
+         rules: [{path: /.*, methods: [GET], accessStrategies: [{handler: noop}]}]}\n",
+    );
+    let out = apirule(&["check", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{file}: document 1: ConfigMap (v1) skipped: not an APIRule, plugin configuration or WasmPlugin"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("default/good: host good.example.com"), "{}", stdout(&out));
+}

@@ -264,6 +264,7 @@ def test_case_48_stale_keys_used_then_dropped_after_max_stale(stale_gw, jwks_ser
             assert_forwarded(stale_gw.get("/x", host=host(n), token=valid(keys)))
     failed_before = {c: stale_gw.counter(f"apirule_jwks_fetch_failed_{c}")
                      for c in ("status", "invalid", "too_large")}
+    failed_total, stale_serves = (stale_gw.counter(c) for c in ("apirule_jwks_fetch_failed", "apirule_jwks_stale_serves"))
     t_fail = time.monotonic()
     jwks_server.fail("/stale/500", 500)
     jwks_server.hang("/stale/hang", 30)
@@ -279,6 +280,8 @@ def test_case_48_stale_keys_used_then_dropped_after_max_stale(stale_gw, jwks_ser
             assert r.elapsed < 1.5, f"{n}: {r}"
     stale_checked = time.monotonic() - t_fail
     assert stale_checked < 3.5, f"the stale-key checks took until {stale_checked:.1f}s, past the window they test"
+    # Those decisions were made with sets past their TTL: counted (README, counters).
+    assert stale_gw.counter("apirule_jwks_stale_serves") - stale_serves >= len(names), "stale serves not counted"
 
     time.sleep(max(0.0, 8.0 - (time.monotonic() - t_fail)))
     for n in names:
@@ -288,6 +291,7 @@ def test_case_48_stale_keys_used_then_dropped_after_max_stale(stale_gw, jwks_ser
     # its own 503/504, counted as a status).
     for c, before in failed_before.items():
         assert stale_gw.counter(f"apirule_jwks_fetch_failed_{c}") > before, c
+    assert stale_gw.counter("apirule_jwks_fetch_failed") - failed_total >= len(failed_before)
 
     for p in ("/stale/500", "/stale/hang", "/stale/garbage", "/stale/huge"):
         jwks_server.serve(p, T.jwks(keys.rsa.jwk()))

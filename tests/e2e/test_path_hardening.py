@@ -21,7 +21,9 @@ import requests
 
 from harness import apirules as A
 from harness import gateway as gw
+from harness import h2
 from harness import tokens as T
+from harness.checks import herodot_body
 from tools.stack.envoy import render_bootstrap, start_envoy
 from tools.stack.procs import free_port
 
@@ -236,6 +238,32 @@ def test_long_header_values(gateways):
         assert answer(g.raw_request("GET", "/admin/x", host=host, token="A" * (56 * 1024))) == "401"
         assert answer(g.raw_request("GET", "/public/x", host=host, headers={"X-Big": "a" * (56 * 1024)})) == "200 /public/x"
         assert answer(g.raw_request("GET", "/public/x", host=host, headers={"X-Big": "a" * (64 * 1024)})) == "431 envoy"
+
+
+def h2_get(g, host: bytes, path: bytes):
+    """A GET over HTTP/2 with these bytes as :authority and :path (HTTP/1's codec refuses non-ASCII
+    octets in the request line before any filter; HTTP/2's carries them)."""
+    tag = uuid.uuid4().hex
+    request_id = f"e2e-{tag}"
+    status, body = h2.request(g.port, [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", host),
+                                       (b":path", path), (gw.UPSTREAM_TAG.encode(), tag.encode()),
+                                       (b"x-request-id", request_id.encode())])
+    return status, body, request_id, g.recorder.received(tag)
+
+
+@pytest.mark.parametrize("mode", ["NONE", "BASE"])
+def test_a_path_that_is_not_utf8_is_the_filters_400(gateways, mode):
+    """docs/behaviour.md, "What reaches the backend": a :path that is not UTF-8 gets the filter's 400
+    JSON body on a governed host (without normalisation it reaches the filter as sent, "request
+    line is not UTF-8"; Envoy's normalisation escapes the octet to %FF, which decodes to invalid
+    UTF-8: the same 400), and passes through on a host no APIRule governs."""
+    g = gateways[mode]
+    for host in (V1, V2):
+        status, body, request_id, upstream = h2_get(g, host.encode(), b"/public/x\xff")
+        assert (status, json.loads(body), upstream) == (400, herodot_body(400, request_id), []), body
+    status, body, _, upstream = h2_get(g, b"ungoverned.paths.test", b"/public/x\xff")
+    assert status == 200 and len(upstream) == 1, body
+    assert upstream[0]["path"] == ("/public/x\xff" if mode == "NONE" else "/public/x%FF"), upstream
 
 
 # --- what the filter does with what Envoy would refuse, and the option -----------------------------

@@ -2,6 +2,7 @@
 import json
 
 MESSAGES = {
+    400: ("Bad Request", "The request was malformed or contained invalid parameters"),
     401: ("Unauthorized", "The request could not be authorized"),
     403: ("Forbidden", "The requested action was forbidden"),
     404: ("Not Found", "The requested resource could not be found"),
