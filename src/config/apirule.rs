@@ -159,6 +159,8 @@ fn compile_resource(item: &Node<'_>, options: &Options, paths: &mut PathCache) -
         }
         v => return Err(root.req("apiVersion")?.error(format!("{v} is not an APIRule apiVersion"))),
     };
+    // `status` is Kubernetes' (an exported resource carries it); `metadata` is not ours to judge.
+    root.only_keys(&["apiVersion", "kind", "metadata", "spec", "status"])?;
     let kind = root.req("kind")?;
     if kind.str()? != "APIRule" {
         return Err(kind.error("must be APIRule"));
@@ -177,12 +179,23 @@ fn compile_resource(item: &Node<'_>, options: &Options, paths: &mut PathCache) -
 
     let spec = root.req("spec")?;
     spec.object()?;
+    if v1alpha1 {
+        spec.only_keys(&["service", "gateway", "rules"])?;
+    } else {
+        spec.only_keys(&["host", "service", "gateway", "rules", "corsPolicy", "timeout"])?;
+    }
     spec.req("gateway")?.non_empty_str()?;
     let spec_service = spec.get("service");
     if let Some(s) = &spec_service {
         check_service(s, v1alpha1)?;
     } else if v1alpha1 {
         spec.req("service")?;
+    }
+    if let Some(t) = spec.get("timeout") {
+        t.uint(1, 3900)?;
+    }
+    if let Some(c) = spec.get("corsPolicy") {
+        v2::check_cors_policy(&c)?;
     }
     let (host_node, host_path) = if v1alpha1 {
         (spec.req("service")?.req("host")?, "spec.service.host")
@@ -220,7 +233,11 @@ fn compile_resource(item: &Node<'_>, options: &Options, paths: &mut PathCache) -
     let mut introspection_urls = Vec::new();
     let mut seen: Vec<(String, String, usize)> = Vec::new();
     for (index, rule) in rules.iter().enumerate() {
-        rule.only_keys(&["path", "methods", "accessStrategies", "mutators", "service", "timeout"])?;
+        if v1alpha1 {
+            rule.only_keys(&["path", "methods", "accessStrategies", "mutators"])?;
+        } else {
+            rule.only_keys(&["path", "methods", "accessStrategies", "mutators", "service", "timeout"])?;
+        }
         let id = RuleId { apirule: Rc::clone(&apirule_name), index };
         let path_node = rule.req("path")?;
         let path_src = path_node.non_empty_str()?;
@@ -237,11 +254,13 @@ fn compile_resource(item: &Node<'_>, options: &Options, paths: &mut PathCache) -
             }
             seen.push((path_src.to_owned(), m.clone(), index));
         }
-        let service = match rule.get("service").or_else(|| spec_service.clone()) {
-            Some(s) => {
-                check_service(&s, false)?;
-                service_key(&s, namespace)
-            }
+        let rule_service = rule.get("service");
+        if let Some(s) = &rule_service {
+            check_service(s, false)?;
+        }
+        // spec.service was checked above.
+        let service = match rule_service.or_else(|| spec_service.clone()) {
+            Some(s) => service_key(&s, namespace),
             None => return Err(rule.error("has no service and spec.service is not set")),
         };
         let is_jwt_rule = rule
@@ -349,8 +368,14 @@ fn compile_resource(item: &Node<'_>, options: &Options, paths: &mut PathCache) -
     })
 }
 
-fn check_service(service: &Node<'_>, needs_host: bool) -> Result<(), ConfigError> {
+/// A v1 `service` (v1alpha1's carries the host, v1beta1's may name a namespace).
+fn check_service(service: &Node<'_>, v1alpha1: bool) -> Result<(), ConfigError> {
     service.object()?;
+    if v1alpha1 {
+        service.only_keys(&["name", "port", "host", "external"])?;
+    } else {
+        service.only_keys(&["name", "namespace", "port", "external"])?;
+    }
     service.req("name")?.non_empty_str()?;
     service.req("port")?.uint(1, 65_535)?;
     if let Some(ns) = service.get("namespace") {
@@ -359,7 +384,7 @@ fn check_service(service: &Node<'_>, needs_host: bool) -> Result<(), ConfigError
     if let Some(ext) = service.get("external") {
         ext.bool()?;
     }
-    if needs_host {
+    if v1alpha1 {
         service.req("host")?;
     }
     Ok(())

@@ -77,6 +77,7 @@ pub(crate) fn compile(config: Option<Node<'_>>, strategy: &Node<'_>) -> Result<(
         },
     };
     if let Some(pre) = config.get("pre_authorization") {
+        pre.only_keys(&["enabled", "client_id", "client_secret", "token_url", "scope", "audience"])?;
         if pre.get("enabled").is_some_and(|e| e.value.as_bool() == Some(true)) {
             return Err(pre.error(
                 "pre_authorization (client credentials for the introspection endpoint) is not supported by apirule-wasm; use introspection_request_headers with a static credential",

@@ -111,7 +111,7 @@ pub(crate) fn compile(
         t.uint(1, 3900)?;
     }
     if let Some(c) = spec.get("corsPolicy") {
-        c.only_keys(&["allowHeaders", "allowMethods", "allowOrigins", "allowCredentials", "exposeHeaders", "maxAge"])?;
+        check_cors_policy(&c)?;
     }
 
     let hosts_node = spec.req("hosts")?;
@@ -417,4 +417,22 @@ pub(crate) fn setters(map: &Node<'_>, cookies: bool) -> Result<Vec<(String, Head
         headers.push(("cookie".to_owned(), HeaderValue::parse(&jar.join("; ")).map_err(|e| map.error(e))?));
     }
     Ok(headers)
+}
+
+/// `corsPolicy` (v1beta1 and v2): the VirtualService enforces it, so only its shape is checked
+/// here. An `allowOrigins` entry is one Istio StringMatch; Kyma read an unknown key as `prefix`,
+/// which hides a typo (`exakt`), so one is refused.
+pub(crate) fn check_cors_policy(cors: &Node<'_>) -> Result<(), ConfigError> {
+    cors.only_keys(&["allowHeaders", "allowMethods", "allowOrigins", "allowCredentials", "exposeHeaders", "maxAge"])?;
+    if let Some(origins) = cors.get("allowOrigins") {
+        for origin in origins.items()? {
+            origin.only_keys(&["exact", "prefix", "regex"])?;
+            let keys: Vec<&String> = origin.object()?.keys().collect();
+            let [key] = keys.as_slice() else {
+                return Err(origin.error("must have exactly one of exact, prefix, regex"));
+            };
+            origin.req(key)?.str()?;
+        }
+    }
+    Ok(())
 }

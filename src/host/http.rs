@@ -310,9 +310,13 @@ pub(super) fn apply(decision: &Decision, req: &Request, resume: bool, dry_run: O
             metrics::inc(metrics::denied(response.status));
             log_debug(|| {
                 let rule = rule.as_ref().map(|r| format!(" (rule {r})")).unwrap_or_default();
+                // Never the query: it may carry a token (`?access_token=`).
                 format!(
-                    "apirule: deny {} {} {} with {}{rule}: {reason}",
-                    req.method, req.authority, req.path, response.status
+                    "apirule: deny {} {} {:?} with {}{rule}: {reason}",
+                    req.method,
+                    req.authority,
+                    without_query(&req.path),
+                    response.status
                 )
             });
             let headers: Vec<(&str, &str)> = response.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -30,14 +30,19 @@ impl Template {
     pub fn parse(source: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut rest = source;
+        // Go's trim markers: `{{- ` drops the white space before the action, ` -}}` after it.
+        let mut trim_next = false;
         while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                parts.push(Part::Text(rest.get(..start).unwrap_or_default().to_owned()));
-            }
+            let text = rest.get(..start).unwrap_or_default();
             let after = rest.get(start + 2..).unwrap_or_default();
             let end = after.find("}}").ok_or_else(|| format!("unclosed {{{{ in {source:?}"))?;
-            let action = after.get(..end).unwrap_or_default().trim();
-            let action = action.trim_start_matches('-').trim_end_matches('-').trim();
+            let inner = after.get(..end).unwrap_or_default();
+            let trim_before = inner.strip_prefix('-').is_some_and(|r| r.starts_with(GO_SPACE));
+            let trim_after = inner.strip_suffix('-').is_some_and(|r| r.ends_with(GO_SPACE));
+            push_text(&mut parts, text, trim_next, trim_before);
+            trim_next = trim_after;
+            let action = inner.get(usize::from(trim_before)..inner.len() - usize::from(trim_after)).unwrap_or_default();
+            let action = action.trim();
             let field = action.strip_prefix("print ").map_or(action, str::trim);
             parts.push(match field {
                 ".Subject" => Part::Subject,
@@ -54,9 +59,7 @@ impl Template {
             });
             rest = after.get(end + 2..).unwrap_or_default();
         }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
-        }
+        push_text(&mut parts, rest, trim_next, false);
         Ok(Template(parts))
     }
 
@@ -79,6 +82,18 @@ impl Template {
             }
         }
         out
+    }
+}
+
+/// The white space Go's template lexer trims at a trim marker (and requires after `{{-`).
+const GO_SPACE: [char; 4] = [' ', '\t', '\r', '\n'];
+
+/// Literal text between actions, trimmed where a neighbouring action has a trim marker.
+fn push_text(parts: &mut Vec<Part>, text: &str, trim_start: bool, trim_end: bool) {
+    let text = if trim_start { text.trim_start_matches(GO_SPACE) } else { text };
+    let text = if trim_end { text.trim_end_matches(GO_SPACE) } else { text };
+    if !text.is_empty() {
+        parts.push(Part::Text(text.to_owned()));
     }
 }
 

@@ -107,9 +107,13 @@ def test_every_deny_is_logged_at_debug_with_its_rule_and_reason(gw):
     """README, "What clients get": each deny at debug level (the tests run Envoy with
     --component-log-level wasm:debug) names the rule and the reason; one no rule made has none."""
     assert gw.get("/jwt", host="count.test").status == 401
-    wait_for_log(gw, "apirule: deny GET count.test /jwt with 401 (rule default/count spec.rules[1]): ")
+    wait_for_log(gw, 'apirule: deny GET count.test "/jwt" with 401 (rule default/count spec.rules[1]): ')
     assert gw.raw_request("GET", "/open%zz", host="count.test").status == 400
-    wait_for_log(gw, "apirule: deny GET count.test /open%zz with 400: ")
+    wait_for_log(gw, 'apirule: deny GET count.test "/open%zz" with 400: ')
+    # The query is never logged: it may carry a token.
+    assert gw.get("/jwt?access_token=secret-token-value", host="count.test").status == 401
+    wait_for_log(gw, 'apirule: deny GET count.test "/jwt" with 401 (rule default/count spec.rules[1]): ')
+    assert "secret-token-value" not in gw.log_text()
 
 
 def test_fetch_failures_are_logged_at_warn_and_kid_changes_at_info(gw, keys):
