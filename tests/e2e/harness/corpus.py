@@ -48,7 +48,8 @@ import time
 import uuid
 
 import yaml
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import tokens as T
 
@@ -200,11 +201,14 @@ def jwk(entry, keys):
     """One key of a JWKS: a key name (its public JWK, `use: sig`, no `alg`), or
     {key: name, kid, alg, use (null: left out), omit: [members], set: {members}, private: true
     (add the private members), off_curve: true (EC: y + 1), n_zero_pad: bytes (RSA: leading zero
-    bytes on n), n_fill: {byte, count} (RSA: n replaced)}, or {jwk: {...}} as it is."""
+    bytes on n), n_fill: {byte, count} (RSA: n replaced)}, or {oct: secret text, kid}, or
+    {jwk: {...}} as it is."""
     if isinstance(entry, str):
         entry = {"key": entry}
     if "jwk" in entry:
         return entry["jwk"]
+    if "oct" in entry:
+        return {"kty": "oct", "kid": entry["kid"], "use": "sig", "k": b64(entry["oct"].encode())}
     key = keys[entry["key"]]
     use = entry.get("use", "sig")
     d = key.jwk(use=use, kid=entry.get("kid"), alg=entry.get("alg"))
@@ -269,6 +273,12 @@ def secret_of(name, key):
 
 
 HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+EC_HASHES = {"ES256": hashes.SHA256, "ES384": hashes.SHA384, "ES512": hashes.SHA512}
+ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493
+EC_ORDERS = {
+    "P-256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "P-384": 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
+}
 
 
 def signature(signing_input, key, alg, secret=None):
@@ -287,7 +297,10 @@ def mint(spec, keys, ctx):
     raw: the token text as it is (placeholders resolved), else a signed compact JWS:
     key: signing key name (default rsa); alg: the header's alg (default: the key's algorithm);
     sign_alg: the algorithm really used (default: alg); secret: HS* keyed with this material of
-    `key` (secret_of); unsigned: true: empty signature; kid: default the key's kid (any JSON value);
+    `key` (secret_of); hmac_key: HS* keyed with this text; unsigned: true: empty signature;
+    der: true: the ECDSA signature DER-encoded (JWS wants r || s); high_s: true: s replaced by
+    n - s (the other valid ECDSA signature); ed_s_plus_l: true: Ed25519's S replaced by S + L
+    (not canonical); signature_hex: these signature bytes; kid: default the key's kid (any JSON value);
     typ: default JWT; header: extra members; omit: header members left out; header_raw: the
     header's exact JSON text; claims: members over the standard ones (iss, sub, iat, exp);
     omit_claims: members left out; claims_raw: the payload's exact JSON text; padded: true:
@@ -320,7 +333,21 @@ def mint(spec, keys, ctx):
     else:
         sign_alg = spec.get("sign_alg", alg)
         secret = secret_of(spec["secret"], key) if spec.get("secret") else None
+        if "hmac_key" in spec:
+            secret = spec["hmac_key"].encode()
         sig = signature(signing_input.encode(), key, sign_alg, secret)
+        if spec.get("der"):
+            sig = key.private.sign(signing_input.encode(), ec.ECDSA(EC_HASHES[sign_alg]()))
+        if spec.get("high_s"):
+            order = EC_ORDERS[CURVES[key.private.curve.name]]
+            half = len(sig) // 2
+            s_value = order - int.from_bytes(sig[half:], "big")
+            sig = sig[:half] + s_value.to_bytes(half, "big")
+        if spec.get("ed_s_plus_l"):
+            s_value = int.from_bytes(sig[32:], "little") + ED25519_ORDER
+            sig = sig[:32] + s_value.to_bytes(32, "little")
+    if "signature_hex" in spec:
+        sig = bytes.fromhex(expand(spec["signature_hex"], ctx))
     token = signing_input + "." + b64(sig)
     for step in spec.get("transform", ()):
         token = transform(token, step, ctx)
@@ -328,7 +355,8 @@ def mint(spec, keys, ctx):
 
 
 def transform(token, step, ctx):
-    """strip_signature (`h.p.`), drop_signature (`h.p`), flip_signature (one bit), pad (base64
+    """strip_signature (`h.p.`), drop_signature (`h.p`), flip_signature (one bit),
+    signature_leading_zero (a zero byte before the signature's bytes), pad (base64
     padding on every part), pad_signature, jwe (five parts: the header as a JWE's with
     alg RSA-OAEP, enc A256GCM, and random key, iv, ciphertext, tag), {append: text},
     {prepend: text}, {segment: i, set: text}, {segment: i, insert: text, at: position}."""
@@ -339,6 +367,9 @@ def transform(token, step, ctx):
         return ".".join(parts[:2])
     if step == "flip_signature":
         return T.tamper(token)
+    if step == "signature_leading_zero":
+        raw = base64.urlsafe_b64decode(pad(parts[2]))
+        return ".".join(parts[:2] + [b64(b"\0" + raw)])
     if step == "pad":
         return ".".join(pad(p) for p in parts)
     if step == "pad_signature":
