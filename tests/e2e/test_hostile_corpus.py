@@ -182,8 +182,12 @@ VM_STATS_ZERO = ("wasm.apirule.vm_reload", "wasm.apirule.vm_reload_success",
                  "http.ingress.downstream_rq_5xx")
 
 
+def gateway_stats(gateway, pattern):
+    return dict(line.rsplit(": ", 1) for line in gateway.stats(pattern) if ": " in line)
+
+
 def stats_of(gateway):
-    return dict(line.rsplit(": ", 1) for line in gateway.stats(r"^(wasm|http\.ingress)\.") if ": " in line)
+    return gateway_stats(gateway, r"^(wasm|http\.ingress)\.")
 
 
 def test_no_wasm_vm_failed_through_the_corpus(gateway, recorder, corpus_keys):
@@ -201,6 +205,8 @@ def test_no_wasm_vm_failed_through_the_corpus(gateway, recorder, corpus_keys):
     log = gateway.log_text()
     for sign in ("panicked", "wasm trap", "Function: proxy_on_", "Plugin configured to fail closed", "wasm_fail_stream"):
         assert sign not in log, f"{sign!r} in Envoy's log"
+    workers = gateway_stats(gateway, r"^listener\.127\.0\.0\.1_\d+\.worker_\d+\.downstream_cx_total:")
+    assert len(workers) == 2 and all(int(v) > 0 for v in workers.values()), f"both workers served: {workers}"
     host = next(h for (cid, v), (h, _) in SETUPS.items() if cid == "tokens:baseline-rs256" and v == "v1beta1")
     for _ in range(12):  # fresh connections spread over both workers
         token = T.mint(corpus_keys["rsa"], {"iss": C.ISSUER, "sub": "user-1", "exp": C.now() + 600})

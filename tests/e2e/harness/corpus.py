@@ -200,8 +200,8 @@ def default_alg(key):
 def jwk(entry, keys):
     """One key of a JWKS: a key name (its public JWK, `use: sig`, no `alg`), or
     {key: name, kid, alg, use (null: left out), omit: [members], set: {members}, private: true
-    (add the private members), off_curve: true (EC: y + 1), n_zero_pad: bytes (RSA: leading zero
-    bytes on n), n_fill: {byte, count} (RSA: n replaced)}, or {oct: secret text, kid}, or
+    (add the private members), off_curve: true (EC: y + 1), ec_zero_pad: bytes (EC: leading zero
+    bytes on x and y), n_zero_pad: bytes (RSA: leading zero bytes on n), n_fill: {byte, count} (RSA: n replaced)}, or {oct: secret text, kid}, or
     {jwk: {...}} as it is."""
     if isinstance(entry, str):
         entry = {"key": entry}
@@ -224,6 +224,10 @@ def jwk(entry, keys):
                      dq=b64_int(p.dmq1), qi=b64_int(p.iqmp))
     if key.kind == "EC":
         size = (key.private.curve.key_size + 7) // 8
+        if entry.get("ec_zero_pad"):
+            nums = key.public.public_numbers()
+            pad0 = b"\0" * entry["ec_zero_pad"]
+            d["x"], d["y"] = (b64(pad0 + nums.x.to_bytes(size, "big")), b64(pad0 + nums.y.to_bytes(size, "big")))
         if entry.get("off_curve"):
             y = key.public.public_numbers().y
             d["y"] = b64_int(y + 1, size)
