@@ -241,3 +241,32 @@ fn a_token_verified_the_v2_way_never_stands_in_for_a_v1_rule() {
     assert_eq!(tokens.len(), 1, "cached by the v2 rule");
     assert_eq!(answer(&cfg, &keys, &mut tokens, "/a", &token, NOW_MS), 401, "k1 did not sign it");
 }
+
+#[test]
+fn a_token_verified_the_v1_way_never_stands_in_for_a_v2_rule() {
+    // The set's one key says `alg: RS256`. Oathkeeper does not read a JWK's `alg`: a v1 rule that
+    // allows RS384 verifies an RS384 token with it (and caches that). Envoy binds the key to its
+    // `alg`: the v2 rule on the same URL must still answer 401 for that token, cache or not.
+    let mut jwk = rsa_public_jwk("k1");
+    jwk["alg"] = json!("RS256");
+    let keys = cache_with(json!({"keys": [jwk]}));
+    let v2 = json!({
+        "apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
+        "metadata": {"name": "v2", "namespace": "default"},
+        "spec": {"hosts": ["v2.example.com"], "service": {"name": "httpbin", "port": 8000},
+                 "gateway": "kyma-system/kyma-gateway",
+                 "rules": [{"path": "/a", "methods": ["GET"],
+                            "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]}
+    });
+    let v1 = apirule("httpbin", HOST, json!([jwt_rule("/a", json!({"allowed_algorithms": ["RS384"]}))]));
+    let cfg = load(vec![v1, v2]);
+    let token =
+        mint(json!({"alg": "RS384", "kid": "k1", "typ": "JWT"}), good_claims(), Signer::RsaWith(rsa_key(), Sha::S384));
+    let on_v2 = bearer(apirule_wasm::request::Request::new("GET", "v2.example.com", "/a"), &token);
+    let mut alone = VerifiedTokens::new(16);
+    assert_eq!(status(&cfg.policy.decide_cached(&on_v2, NOW_MS, &keys, &mut alone)), 401, "v2 alone");
+    let mut tokens = VerifiedTokens::new(16);
+    assert_eq!(answer(&cfg, &keys, &mut tokens, "/a", &token, NOW_MS), 200, "v1 ignores the JWK's alg");
+    assert_eq!(tokens.len(), 1, "cached by the v1 rule");
+    assert_eq!(status(&cfg.policy.decide_cached(&on_v2, NOW_MS, &keys, &mut tokens)), 401, "v2 after v1");
+}

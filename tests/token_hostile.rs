@@ -476,8 +476,8 @@ fn jwk_alg_binds_the_key_in_v2() {
 
 #[test]
 fn hs384_and_hs512() {
-    let secret = b"a 32-byte HMAC secret for tests.";
-    let wrong = b"another 32-byte secret, not ours";
+    let secret: &[u8] = &[7u8; 64];
+    let wrong: &[u8] = &[8u8; 64];
     let jwks = json!({"keys": [{"kty": "oct", "kid": "h1", "use": "sig", "k": b64(secret)}]});
     for (alg, sha, other) in [("HS384", Sha::S384, Sha::S512), ("HS512", Sha::S512, Sha::S384)] {
         let rule = json!({"allowed_algorithms": [alg]});
@@ -491,4 +491,19 @@ fn hs384_and_hs512() {
     // A rule that allows only HS512 refuses an HS384 token (v1); v2 takes every algorithm.
     let hs384 = mint(json!({"alg": "HS384", "kid": "h1"}), good_claims(), Signer::HmacWith(secret, Sha::S384));
     assert_eq!(v1(&hs384, &jwks, json!({"allowed_algorithms": ["HS512"]})), 401);
+}
+
+/// RFC 7518 section 3.2: an HMAC key has at least the hash's size. Shorter ones (which Oathkeeper
+/// and Envoy both take, and jwt-simple from 12 bytes) verify nothing, for v1 and v2.
+#[test]
+fn hmac_keys_shorter_than_the_hash_verify_nothing() {
+    for (alg, sha, min) in [("HS256", Sha::S256, 32), ("HS384", Sha::S384, 48), ("HS512", Sha::S512, 64)] {
+        let rule = json!({"allowed_algorithms": [alg]});
+        for (len, want) in [(12, 401), (16, 401), (min - 1, 401), (min, 200)] {
+            let secret = vec![0x5a_u8; len];
+            let jwks = json!({"keys": [{"kty": "oct", "kid": "h1", "use": "sig", "k": b64(&secret)}]});
+            let token = mint(json!({"alg": alg, "kid": "h1"}), good_claims(), Signer::HmacWith(&secret, sha));
+            assert_eq!((v1(&token, &jwks, rule.clone()), v2(&token, &jwks)), (want, want), "{alg}, {len}-byte key");
+        }
+    }
 }

@@ -141,7 +141,9 @@ fn verify(
     };
     let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     let verified = match tokens.get(compact, now_secs) {
-        Some((v, cached_set)) if Rc::ptr_eq(&set, &cached_set) => v,
+        // Only a verdict reached Envoy's way: one from a v1 rule may rest on a key Envoy would
+        // not try (a JWK whose `alg` names another algorithm).
+        Some((v, cached_set)) if !v.by_oathkeeper_key && Rc::ptr_eq(&set, &cached_set) => v,
         _ => {
             let alg = Algorithm::from_name(&parsed.alg).ok_or(Authn::Rejected("Jwt header [alg] is not supported"))?;
             // jwt_verify_lib reads an empty kid as no kid, in the token and in the JWKS.

@@ -43,9 +43,19 @@ pub fn verify_signature(alg: Algorithm, key: &PublicKey, compact: &str) -> Resul
             key.verify(signing_input, &sig).map_err(|e| SignatureError(format!("ES512: {e}")))
         }
         (Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512, PublicKey::Symmetric(k)) => {
-            // jwt-simple refuses keys under 12 bytes (`WeakKey`); so does this.
-            if k.len() < 12 {
-                return Err(bad("HMAC key is shorter than 12 bytes"));
+            // RFC 7518 section 3.2: a key of at least the hash's size (32, 48, 64 bytes). Neither
+            // Oathkeeper nor Envoy checks (jwt-simple only refuses keys under 12 bytes); a shorter
+            // secret is guessable offline from any one token, so it verifies nothing here.
+            let min_len = match alg {
+                Algorithm::HS256 => 32,
+                Algorithm::HS384 => 48,
+                _ => 64,
+            };
+            if k.len() < min_len {
+                return Err(SignatureError(format!(
+                    "{} key is shorter than {min_len} bytes (RFC 7518 3.2)",
+                    alg.name()
+                )));
             }
             let (signing_input, tag) = jws_parts(compact)?;
             let expected: Vec<u8> = match alg {

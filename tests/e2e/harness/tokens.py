@@ -49,7 +49,7 @@ class SigningKey:
         return cls("OKP", kid, Ed25519PrivateKey.generate())
 
     @classmethod
-    def oct(cls, kid, secret=b"0123456789abcdef0123456789abcdef-e2e-hmac-secret"):
+    def oct(cls, kid, secret=b"0123456789abcdef0123456789abcdef-e2e-hmac-secret, 64 bytes for HS512"):
         return cls("oct", kid, secret, secret=secret)
 
     @property
