@@ -18,7 +18,7 @@ use super::{
 };
 use crate::config;
 use crate::jwt::cache::VerifiedTokens;
-use crate::jwt::jwks::{parse_jwks, KeySet, MAX_JWKS_BYTES};
+use crate::jwt::jwks::{parse_fetched_jwks, KeySet, MAX_JWKS_BYTES};
 use crate::keys::entry::ttl_from_cache_control;
 use crate::keys::{FetchReason, FetchedOnce, KeyCache};
 use crate::policy::Decision;
@@ -212,7 +212,7 @@ impl Context for Root {
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                match parse_jwks(&body) {
+                match parse_fetched_jwks(&body) {
                     Ok(keys) => Ok((body, keys)),
                     Err(e) => Err((FetchFailure::Invalid, e.to_string())),
                 }

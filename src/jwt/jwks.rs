@@ -94,6 +94,10 @@ pub enum JwksError {
     TooLarge(usize),
     NotJson,
     NoKeysArray,
+    /// A fetched document whose every JWK was skipped (or none listed): see `parse_fetched_jwks`.
+    NoUsableKey {
+        skipped: usize,
+    },
 }
 
 impl std::fmt::Display for JwksError {
@@ -102,6 +106,7 @@ impl std::fmt::Display for JwksError {
             JwksError::TooLarge(n) => write!(f, "JWKS body of {n} bytes exceeds {MAX_JWKS_BYTES}"),
             JwksError::NotJson => write!(f, "JWKS body is not JSON"),
             JwksError::NoKeysArray => write!(f, "JWKS has no \"keys\" array"),
+            JwksError::NoUsableKey { skipped } => write!(f, "JWKS has no usable key ({skipped} skipped)"),
         }
     }
 }
@@ -123,6 +128,18 @@ pub fn parse_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
             Some(k) => set.keys.push(k),
             None => set.skipped += 1,
         }
+    }
+    Ok(set)
+}
+
+/// A JWKS fetched from an IdP: as `parse_jwks`, and a set without one usable key is a failed
+/// fetch, not a new key set, so the keys fetched before keep serving within the staleness bound
+/// (as in Envoy, where jwt_verify_lib's `JwksNoValidKeys` fails the fetch). An IdP serving
+/// `{"keys": []}` or only keys the filter cannot use, by a fault, must not lock everyone out.
+pub fn parse_fetched_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
+    let set = parse_jwks(body)?;
+    if set.keys.is_empty() {
+        return Err(JwksError::NoUsableKey { skipped: set.skipped });
     }
     Ok(set)
 }
@@ -276,6 +293,10 @@ mod tests {
         assert_eq!(parse_jwks(b"not json"), Err(JwksError::NotJson));
         assert_eq!(parse_jwks(b"{\"nokeys\":[]}"), Err(JwksError::NoKeysArray));
         assert_eq!(parse_jwks(b"[]"), Err(JwksError::NoKeysArray));
+        assert_eq!(parse_fetched_jwks(b"{\"keys\":[]}"), Err(JwksError::NoUsableKey { skipped: 0 }));
+        let junk = br#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"},{"kty":"oct"}]}"#;
+        assert_eq!(parse_fetched_jwks(junk), Err(JwksError::NoUsableKey { skipped: 2 }));
+        assert_eq!(parse_jwks(junk).map(|s| s.keys.len()), Ok(0));
         let big = vec![b' '; MAX_JWKS_BYTES + 1];
         assert!(matches!(parse_jwks(&big), Err(JwksError::TooLarge(_))));
     }
