@@ -31,7 +31,7 @@ def _cluster(name, host, port):
 def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstream,
                      clusters=None, routes=None, vm_id="apirule", virtual_hosts=None,
                      listen_address="127.0.0.1", strip_host_port=False, http_filters=None,
-                     route_config=None):
+                     route_config=None, live_config_path=None):
     """Return the bootstrap as a dict (dump it with json.dumps; Envoy reads JSON as YAML).
 
     upstream:  (host, port) of the default backend, cluster name "backend"; None for no default
@@ -56,6 +56,11 @@ def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstr
     route_config: an Envoy RouteConfiguration used as it is, instead of the one built from
                routes, virtual_hosts and upstream ("backend" is still defined when upstream is
                given, for its routes to name).
+    live_config_path: the wasm filter's configuration is not in the bootstrap but in this file,
+               read by Envoy's filesystem extension config discovery (ECDS, the way istiod
+               delivers a WasmPlugin) and applied again whenever the file is replaced, without
+               draining a connection. Write it with write_live_config before Envoy starts and
+               for every change (wasm_path and plugin_config are then unused here).
     """
     if http_filters is not None and (wasm_path is not None or plugin_config is not None):
         raise ValueError("http_filters replaces the wasm filter: pass wasm_path=None, plugin_config=None")
@@ -82,32 +87,16 @@ def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstr
         "normalize_path": True,
         "route_config": route_config if route_config is not None else {"virtual_hosts": vhosts},
         "http_filters": list(http_filters) + [ROUTER] if http_filters is not None else [
-            {
-                "name": WASM_FILTER,
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                    "config": {
-                        "name": "apirule",
-                        "root_id": "apirule",
-                        "fail_open": False,
-                        "configuration": {
-                            "@type": "type.googleapis.com/google.protobuf.StringValue",
-                            "value": json.dumps(plugin_config),
-                        },
-                        "vm_config": {
-                            "vm_id": vm_id,
-                            "runtime": "envoy.wasm.runtime.v8",
-                            "code": {"local": {"filename": str(wasm_path)}},
-                        },
-                    },
-                },
-            },
+            _live_wasm_filter(live_config_path) if live_config_path is not None else
+            {"name": WASM_FILTER, "typed_config": wasm_filter_config(wasm_path, plugin_config, vm_id)},
             ROUTER,
         ],
     }
     if strip_host_port:
         hcm["strip_any_host_port"] = True
+    node = {"node": {"id": "apirule", "cluster": "apirule"}} if live_config_path is not None else {}
     return {
+        **node,
         "admin": {"address": {"socket_address": {"address": listen_address, "port_value": admin_port}}},
         "static_resources": {
             "listeners": [{
@@ -119,6 +108,55 @@ def render_bootstrap(*, listen_port, admin_port, wasm_path, plugin_config, upstr
             "clusters": all_clusters,
         },
     }
+
+
+def wasm_filter_config(wasm_path, plugin_config, vm_id="apirule"):
+    """The wasm HTTP filter's typed_config: the filter from wasm_path, fail closed, plugin_config
+    as its JSON configuration."""
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": "apirule",
+            "root_id": "apirule",
+            "fail_open": False,
+            "configuration": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": json.dumps(plugin_config),
+            },
+            "vm_config": {
+                "vm_id": vm_id,
+                "runtime": "envoy.wasm.runtime.v8",
+                "code": {"local": {"filename": str(wasm_path)}},
+            },
+        },
+    }
+
+
+LIVE_FILTER_NAME = "apirule"  # the ECDS resource, and the stat prefix extension_config_discovery.http_filter.<it>.
+
+
+def _live_wasm_filter(path):
+    import os
+    return {"name": LIVE_FILTER_NAME, "config_discovery": {
+        "config_source": {"path_config_source": {"path": str(path),
+                                                 "watched_directory": {"path": os.path.dirname(str(path))}},
+                          "resource_api_version": "V3"},
+        "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]}}
+
+
+def write_live_config(path, *, wasm_path, plugin_config, version, vm_id="apirule"):
+    """Writes the ECDS file of render_bootstrap(live_config_path=path): one DiscoveryResponse with
+    the wasm filter's configuration. Written beside it and renamed over it, so Envoy, which
+    watches the directory for moves, reads one whole version, never a half-written file."""
+    import os
+    doc = {"version_info": str(version), "resources": [{
+        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+        "name": LIVE_FILTER_NAME,
+        "typed_config": wasm_filter_config(wasm_path, plugin_config, vm_id)}]}
+    tmp = os.path.join(os.path.dirname(str(path)), f".{os.path.basename(str(path))}.{version}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, str(path))
 
 
 def start_envoy(*, envoy_bin, bootstrap, workdir, name="envoy", concurrency=2, log_level="info",

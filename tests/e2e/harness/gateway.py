@@ -9,7 +9,7 @@ import uuid
 
 import requests
 
-from tools.stack.envoy import render_bootstrap, start_envoy
+from tools.stack.envoy import LIVE_FILTER_NAME, render_bootstrap, start_envoy, write_live_config
 from tools.stack.procs import StartupError, free_port
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -56,12 +56,14 @@ class Response:
 
 
 class Gateway:
-    def __init__(self, proc, listen_port, admin_port, recorder, log_path):
+    def __init__(self, proc, listen_port, admin_port, recorder, log_path, live_config_path=None):
         self.proc = proc
         self.port = listen_port
         self.admin_port = admin_port
         self.recorder = recorder
         self.log_path = log_path
+        self.live_config_path = live_config_path
+        self._live_version = 1
 
     def log_text(self):
         with open(self.log_path, errors="replace") as f:
@@ -132,6 +134,34 @@ class Gateway:
             return int(line.rsplit(":", 1)[1])
         return 0
 
+    def live_stat(self, name):
+        """extension_config_discovery.http_filter.apirule.<name> (config_reload, update_rejected,
+        ...) of a gateway started with live_config=True; 0 while Envoy has not reported it."""
+        prefix = f"extension_config_discovery.http_filter.{LIVE_FILTER_NAME}.{name}:"
+        for line in self.stats(re.escape(prefix)):
+            return int(line.rsplit(":", 1)[1])
+        return 0
+
+    def reconfigure(self, plugin_config, *, refused=False, timeout=15.0):
+        """Replaces the filter's configuration at run time (a gateway started with
+        live_config=True: Envoy's filesystem ECDS, as istiod pushes a changed WasmPlugin) and
+        waits until Envoy applied it on every worker (`config_reload` went up) or, with
+        refused=True, rejected it (`update_rejected` went up; the previous configuration stays).
+        Returns the seconds that took."""
+        assert self.live_config_path is not None, "started without live_config=True"
+        stat = "update_rejected" if refused else "config_reload"
+        before = self.live_stat(stat)
+        self._live_version += 1
+        t0 = time.monotonic()
+        write_live_config(self.live_config_path, wasm_path=WASM, plugin_config=plugin_config,
+                          version=self._live_version)
+        while self.live_stat(stat) == before:
+            if time.monotonic() - t0 > timeout:
+                raise AssertionError(f"Envoy did not {'reject' if refused else 'apply'} configuration "
+                                     f"version {self._live_version} within {timeout}s")
+            time.sleep(0.02)
+        return time.monotonic() - t0
+
     def stop(self):
         self.proc.stop()
         if self in RUNNING:
@@ -174,11 +204,17 @@ def check_artifacts():
     return "\n".join(problems)
 
 
-def _bootstrap(plugin_config, recorder, clusters, **chain):
+def _bootstrap(plugin_config, recorder, clusters, live_config_path=None, **chain):
     """chain: nothing for the filter, or http_filters + route_config (render_bootstrap) for
-    another filter chain in the same listener."""
+    another filter chain in the same listener. live_config_path: the filter's configuration by
+    ECDS from that file (written here with plugin_config as its first version)."""
     listen_port, admin_port = free_port(), free_port()
-    if chain:
+    if live_config_path is not None:
+        write_live_config(live_config_path, wasm_path=WASM, plugin_config=plugin_config, version=1)
+        boot = render_bootstrap(listen_port=listen_port, admin_port=admin_port, wasm_path=None,
+                                plugin_config=None, upstream=recorder.address, clusters=clusters,
+                                live_config_path=live_config_path)
+    elif chain:
         boot = render_bootstrap(listen_port=listen_port, admin_port=admin_port, wasm_path=None,
                                 plugin_config=None, upstream=recorder.address, clusters=clusters,
                                 **chain)
@@ -190,10 +226,16 @@ def _bootstrap(plugin_config, recorder, clusters, **chain):
 
 
 def start_gateway(plugin_config, *, recorder, workdir, clusters=None, name="envoy", concurrency=2,
-                  attempts=3):
-    """Start Envoy with the filter; returns a Gateway. Retries on a port clash only."""
+                  attempts=3, live_config=False, component_log_level="wasm:debug"):
+    """Start Envoy with the filter; returns a Gateway. Retries on a port clash only.
+    live_config=True: the filter's configuration comes by ECDS from a file in workdir, so
+    Gateway.reconfigure can change it while Envoy runs."""
+    live = os.path.join(str(workdir), f"{name}-live", "apirule.json") if live_config else None
+    if live:
+        os.makedirs(os.path.dirname(live), exist_ok=True)
     return _start(recorder=recorder, workdir=workdir, clusters=clusters, name=name,
-                  concurrency=concurrency, attempts=attempts, plugin_config=plugin_config)
+                  concurrency=concurrency, attempts=attempts, plugin_config=plugin_config,
+                  live_config_path=live, component_log_level=component_log_level)
 
 
 def start_native(*, http_filters, route_config, recorder, workdir, clusters=None, name="native",
@@ -207,20 +249,24 @@ def start_native(*, http_filters, route_config, recorder, workdir, clusters=None
                   http_filters=http_filters, route_config=route_config)
 
 
-def _start(*, recorder, workdir, clusters, name, concurrency, attempts, plugin_config, **chain):
+def _start(*, recorder, workdir, clusters, name, concurrency, attempts, plugin_config,
+           live_config_path=None, component_log_level="wasm:debug", **chain):
     last = None
     for i in range(attempts):
-        boot, listen_port, admin_port = _bootstrap(plugin_config, recorder, clusters, **chain)
+        boot, listen_port, admin_port = _bootstrap(plugin_config, recorder, clusters,
+                                                   live_config_path=live_config_path, **chain)
         try:
             proc = start_envoy(envoy_bin=ENVOY, bootstrap=boot, workdir=workdir,
-                               name=f"{name}-{i}" if i else name, concurrency=concurrency)
+                               name=f"{name}-{i}" if i else name, concurrency=concurrency,
+                               component_log_level=component_log_level)
         except StartupError as e:
             last = e
             if "Address already in use" in str(e) or "cannot bind" in str(e):
                 continue
             raise
         g = Gateway(proc, listen_port, admin_port, recorder,
-                    os.path.join(str(workdir), f"{name}-{i}.log" if i else f"{name}.log"))
+                    os.path.join(str(workdir), f"{name}-{i}.log" if i else f"{name}.log"),
+                    live_config_path=live_config_path)
         RUNNING.append(g)
         return g
     raise last
