@@ -146,6 +146,16 @@ $(EMPTY_WASM): bench/empty-filter/Cargo.toml bench/empty-filter/Cargo.lock bench
 bench: wasm $(EMPTY_WASM) venv-test wrk
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
+# `make soak`: faults under load by hand (tests/e2e/soak.py): a constant request rate through Envoy
+# while the JWKS server is killed, slowed, answers garbage and the filter's configuration is
+# replaced live, every request judged by the documented rules; SOAK_SECONDS of load (default 300),
+# SOAK_ARGS passes more options (--rate, --seed, --workdir). `make test` runs the short form
+# (tests/e2e/test_soak.py).
+SOAK_SECONDS ?= 300
+.PHONY: soak
+soak: wasm venv-test
+	$(PY) tests/e2e/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
 clean:
 	cargo clean
 	rm -rf $(VENV) $(NODE_MODULES)
