@@ -306,10 +306,13 @@ class Load:
         self.open_conns = 0
         self.max_conns = 0
         self._block = []
+        self._block_cold = False
 
     def _next_kind(self):
-        if not self._block:
-            usable = {k: w for k, w in WEIGHTS.items() if KINDS[k][0] != "cold" or self.cold_hosts}
+        # A new block of 100 when one is used up, or at once when the first added APIRule is live.
+        if not self._block or self._block_cold != bool(self.cold_hosts):
+            self._block_cold = bool(self.cold_hosts)
+            usable = {k: w for k, w in WEIGHTS.items() if KINDS[k][0] != "cold" or self._block_cold}
             block = [k for k, w in usable.items() for _ in range(w)]
             self.rng.shuffle(block)
             self._block = block
@@ -412,6 +415,7 @@ class Soak:
         self.marker = False
         self.reloads = 0
         self.refused_reloads = 0
+        self.reload_windows = []
         self.violations = []
         self.failed_causes = defaultdict(Counter)  # phase name -> cause -> count
         self.exercised = defaultdict(int)
@@ -464,11 +468,13 @@ class Soak:
 
     def _reconfigure(self, refused=False):
         cfg = plugin_config(self.profile, self.cold, self.marker, refused=refused)
+        t0 = time.time()
         took = self.g.reconfigure(cfg, refused=refused)
         if refused:
             self.refused_reloads += 1
         else:
             self.reloads += 1
+            self.reload_windows.append((t0, time.time()))  # written .. applied on every worker
         return took
 
     def _toggle(self):
@@ -652,6 +658,7 @@ class Soak:
         lat = defaultdict(list)
         examples = defaultdict(list)
         cold_waited = []
+        across_reload = []
         oldest = {}
         recs = self.load.records
 
@@ -745,6 +752,10 @@ class Soak:
                 pk["valid, in between"] += 1
             if rule == "cold" and g_done is None:
                 cold_waited.append(r.latency)
+                # Sent before a reload was written, answered after it was applied: paused for keys
+                # in the configuration the reload replaced.
+                if any(r.t_send < w0 and r.t_done > w1 for w0, w1 in self.reload_windows):
+                    across_reload.append(r.latency)
         for key, items in examples.items():
             more = f" (and {counts[key] - len(items)} more)" if counts[key] > len(items) else ""
             v.append(f"{key}: {counts[key]} requests: {' | '.join(items)}{more}")
@@ -765,6 +776,8 @@ class Soak:
         if self.cold and not any(max_wait - 0.1 <= x <= max_wait + WAIT_SLACK for x in cold_waited):
             v.append(f"cold start in outage: no valid request waited about maxWaitMs ({max_wait}s) before "
                      f"its 401: {sorted(cold_waited)[:10]}")
+        if self.cold and not across_reload:
+            v.append("cold start in outage: no request was waiting for keys across a reload (not exercised)")
         st = self.final_stats
         # Envoy and the VM.
         if not self.alive:
@@ -788,6 +801,7 @@ class Soak:
         self.summary = self._summary(by_kind, by_phase, lat, recs, wasm_after, cold_waited)
         self.summary["oldest_allowing_keys_s"] = {k: round(x, 2) for k, x in oldest.items()}
         self.summary["broken"] = self.broken
+        self.summary["waiting_across_reload_ms"] = sorted(round(x * 1000) for x in across_reload)
         return self
 
     def _summary(self, by_kind, by_phase, lat, recs, wasm_after, cold_waited):
@@ -906,6 +920,9 @@ def render_report(s):
     w = s["wasm"]
     out.append("Wasm: " + ", ".join(f"{k} {v}" for k, v in sorted(w.items())))
     out.append(f"Cold start 401 latencies (largest, ms): {s['cold_401_latency_ms']}")
+    across = s.get("waiting_across_reload_ms", [])
+    out.append(f"Valid requests waiting for keys across a reload, all 401 (their latencies, ms): {len(across)}"
+               + (f" ({across[0]}-{across[-1]})" if across else ""))
     out.append(f"Upstream received {s['upstream_requests']} requests.")
     out.append("Violations: " + ("none" if not s["violations"] else ""))
     for x in s["violations"]:
