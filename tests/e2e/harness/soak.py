@@ -393,7 +393,6 @@ class Phase:
         self.action, self.variant = action, variant
         self.start = self.end = None
         self.met = None
-        self.note = ""
 
 
 class Soak:
@@ -417,8 +416,7 @@ class Soak:
         self.refused_reloads = 0
         self.reload_windows = []
         self.violations = []
-        self.failed_causes = defaultdict(Counter)  # phase name -> cause -> count
-        self.exercised = defaultdict(int)
+        self.failed_causes = defaultdict(Counter)  # (phase name, mode) -> cause -> count
 
     # -- JWKS modes --
     def _paths(self):
