@@ -10,8 +10,6 @@ the seed is printed with the report.
 import os
 import time
 
-import pytest
-
 from harness import apirules as A
 from harness import tokens as T
 from harness.checks import assert_forwarded
@@ -19,15 +17,10 @@ from harness.soak import run_soak
 
 RATE = 120
 
-# The short form's "wrong content": 200 answers that are no key set. The two key sets without a
-# usable key (WRONG_CONTENT's "empty" and "small-key") are left to the test below until the
-# finding it pins is fixed; the long form (`make soak`) serves all four.
-SHORT_WRONG_CONTENT = ("discovery", "html")
-
 
 def test_faults_under_load(artifacts, tmp_path):
     seed = int(os.environ["SOAK_SEED"]) if os.environ.get("SOAK_SEED") else None
-    soak = run_soak(workdir=tmp_path, seconds=40, rate=RATE, seed=seed, wrong_content=SHORT_WRONG_CONTENT)
+    soak = run_soak(workdir=tmp_path, seconds=40, rate=RATE, seed=seed)
     report = soak.report()
     print("\n" + report)
     s = soak.summary
@@ -44,14 +37,13 @@ def test_faults_under_load(artifacts, tmp_path):
     assert not soak.violations, report
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding of the soak (2026-12-02): a JWKS answer whose keys are all unusable ({\"keys\": []}, or only an "
-    "RSA key under 2048 bits) counts as a successful fetch and replaces the last good set, so valid tokens get "
-    "401 at once; behaviour.md says such a body is a failure that never replaces the last good set"))
 def test_a_key_set_without_a_usable_key_keeps_the_last_good_set(launcher, jwks_server, keys):
-    """cacheTtlSeconds 1, maxStaleSeconds 30: the refresh after 0.9 s gets a key set without a usable
-    key; for the next 3 s (far within TTL + maxStale) the last good set must keep verifying, and the
-    answer must be counted as `..._invalid`."""
+    """The soak's finding (fixed): a JWKS answer whose keys are all unusable counted as a good fetch
+    and replaced the last good set. cacheTtlSeconds 1, maxStaleSeconds 30: the refresh after 0.9 s
+    gets `{"keys": []}` or a set whose only key is under 2048 bits; for the next 3 s (far within
+    TTL + maxStale) the last good set keeps verifying, and the answer is counted as `..._invalid`
+    (behaviour.md, "JWKS": a body "that is no JWKS or has no usable key ... none replaces the last
+    good set")."""
     small = T.SigningKey.rsa(keys.rsa.kid, bits=1024)
     bodies = {"empty": {"keys": []}, "small": T.jwks(small.jwk())}
     paths = {name: f"/soak-nousable/{name}" for name in bodies}
