@@ -43,6 +43,18 @@ fn answer(
     status(&cfg.policy.decide_cached(&bearer(get(path), token), now_ms, keys, tokens))
 }
 
+/// A v2 APIRule on `v2.example.com` whose `/a` takes tokens of ISSUER, keys from JWKS_URL.
+fn v2_jwt_apirule() -> Value {
+    json!({
+        "apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
+        "metadata": {"name": "v2", "namespace": "default"},
+        "spec": {"hosts": ["v2.example.com"], "service": {"name": "httpbin", "port": 8000},
+                 "gateway": "kyma-system/kyma-gateway",
+                 "rules": [{"path": "/a", "methods": ["GET"],
+                            "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]}
+    })
+}
+
 fn refetch(cache: &mut KeyCache, url: &str, jwks: Value, at_ms: u64) {
     cache.fetch_started(url, at_ms);
     cache.fetch_succeeded(url, parse_jwks(jwks.to_string().as_bytes()).unwrap(), at_ms);
@@ -225,14 +237,7 @@ fn a_token_verified_the_v2_way_never_stands_in_for_a_v1_rule() {
     let theirs = json!({"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
                         "n": b64(&other.n().to_bytes_be()), "e": b64(&other.e().to_bytes_be())});
     let keys = cache_with(json!({"keys": [ours, theirs]}));
-    let v2 = json!({
-        "apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
-        "metadata": {"name": "v2", "namespace": "default"},
-        "spec": {"hosts": ["v2.example.com"], "service": {"name": "httpbin", "port": 8000},
-                 "gateway": "kyma-system/kyma-gateway",
-                 "rules": [{"path": "/a", "methods": ["GET"],
-                            "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]}
-    });
+    let v2 = v2_jwt_apirule();
     let cfg = load(vec![apirule("httpbin", HOST, json!([jwt_rule("/a", json!({}))])), v2]);
     let mut tokens = VerifiedTokens::new(16);
     let token = rs256(good_claims());
@@ -250,14 +255,7 @@ fn a_token_verified_the_v1_way_never_stands_in_for_a_v2_rule() {
     let mut jwk = rsa_public_jwk("k1");
     jwk["alg"] = json!("RS256");
     let keys = cache_with(json!({"keys": [jwk]}));
-    let v2 = json!({
-        "apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
-        "metadata": {"name": "v2", "namespace": "default"},
-        "spec": {"hosts": ["v2.example.com"], "service": {"name": "httpbin", "port": 8000},
-                 "gateway": "kyma-system/kyma-gateway",
-                 "rules": [{"path": "/a", "methods": ["GET"],
-                            "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]}
-    });
+    let v2 = v2_jwt_apirule();
     let v1 = apirule("httpbin", HOST, json!([jwt_rule("/a", json!({"allowed_algorithms": ["RS384"]}))]));
     let cfg = load(vec![v1, v2]);
     let token =
