@@ -74,7 +74,7 @@ fn extract(location: &Location, req: &Request) -> Option<String> {
             if prefix.is_empty() {
                 return (!value.is_empty()).then_some(value);
             }
-            let after = value.find(prefix.as_str())? + prefix.len();
+            let after = value.find(prefix.as_str())?.saturating_add(prefix.len());
             let rest = value.get(after..).unwrap_or_default();
             let Some(start) = rest.find(is_jws_char) else {
                 // Envoy then hands over the whole header value, which cannot verify.

@@ -1,6 +1,6 @@
 //! Where the token comes from (Oathkeeper `token_from`, reference §2.3).
 
-use crate::request::path::{hex, split_query};
+use crate::request::path::{hex_byte, split_query};
 use crate::request::Request;
 
 /// A configured token location.
@@ -39,25 +39,16 @@ fn bearer(value: &[u8]) -> Option<String> {
 /// `application/x-www-form-urlencoded` decoding as Go's `url.QueryUnescape`: `+` is a space; a
 /// bad escape makes the value unusable.
 fn form_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
         match b {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
+            b'+' => out.push(b' '),
             b'%' => {
-                let hi = hex(*bytes.get(i + 1)?)?;
-                let lo = hex(*bytes.get(i + 2)?)?;
-                out.push(hi * 16 + lo);
-                i += 3;
+                let (hi, lo) = (bytes.next(), bytes.next());
+                out.push(hex_byte(hi, lo)?);
             }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
+            _ => out.push(b),
         }
     }
     Some(String::from_utf8_lossy(&out).into_owned())
