@@ -312,13 +312,13 @@ fn parse_jwks_options(node: Option<Node<'_>>) -> Result<(CacheSettings, BTreeMap
         }
     }
     if let Some(n) = node.get("cacheTtlSeconds") {
-        cache.ttl_ms = n.uint(1, 86_400)? * 1000;
+        cache.ttl_ms = n.uint(1, 86_400)?.saturating_mul(1000);
     }
     if let Some(n) = node.get("minCacheTtlSeconds") {
-        cache.min_ttl_ms = n.uint(1, 86_400)? * 1000;
+        cache.min_ttl_ms = n.uint(1, 86_400)?.saturating_mul(1000);
     }
     if let Some(n) = node.get("maxCacheTtlSeconds") {
-        cache.max_ttl_ms = n.uint(1, 86_400)? * 1000;
+        cache.max_ttl_ms = n.uint(1, 86_400)?.saturating_mul(1000);
     }
     if cache.min_ttl_ms > cache.max_ttl_ms {
         return Err(ConfigError::new(
@@ -334,10 +334,10 @@ fn parse_jwks_options(node: Option<Node<'_>>) -> Result<(CacheSettings, BTreeMap
         cache.max_wait_ms = n.uint(0, 60_000)?;
     }
     if let Some(n) = node.get("maxStaleSeconds") {
-        cache.max_stale_ms = n.uint(0, 7 * 86_400)? * 1000;
+        cache.max_stale_ms = n.uint(0, 7 * 86_400)?.saturating_mul(1000);
     }
     if let Some(n) = node.get("minRefetchSeconds") {
-        cache.min_refetch_ms = n.uint(0, 3_600)? * 1000;
+        cache.min_refetch_ms = n.uint(0, 3_600)?.saturating_mul(1000);
     }
     Ok((cache, clusters))
 }

@@ -45,7 +45,7 @@ impl PathTrie {
             let child =
                 node.children.entry((*tok).to_owned()).or_insert_with(|| Node { end: i == last, ..Node::default() });
             if *tok == "{**}" {
-                child.suffixes.push(joined(tokens.get(i + 1..).unwrap_or_default()));
+                child.suffixes.push(joined(tokens.get(i.saturating_add(1)..).unwrap_or_default()));
             }
             node = child;
         }
@@ -59,10 +59,12 @@ fn find_existing(node: &Node, tokens: &[&str], cur: usize) -> bool {
     let Some(tok) = tokens.get(cur) else {
         return node.end;
     };
-    if node.children.get(*tok).is_some_and(|n| find_existing(n, tokens, cur + 1)) {
+    // `cur` indexes a token, so `cur + 1` is at most the length.
+    let next = cur.saturating_add(1);
+    if node.children.get(*tok).is_some_and(|n| find_existing(n, tokens, next)) {
         return true;
     }
-    if node.children.get("{*}").is_some_and(|n| find_existing(n, tokens, cur + 1)) {
+    if node.children.get("{*}").is_some_and(|n| find_existing(n, tokens, next)) {
         return true;
     }
     if let Some(many) = node.children.get("{**}") {

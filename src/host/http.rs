@@ -97,7 +97,8 @@ impl HttpFilter {
                 metrics::inc(Counter::AuthorizationCalls);
                 let ext_authz = matches!(call.target, Target::ExtAuthz { .. });
                 let key = (call.url, call.token);
-                self.pending = Some(Pending { request, token_id, key, ext_authz, answers, calls: calls + 1 });
+                self.pending =
+                    Some(Pending { request, token_id, key, ext_authz, answers, calls: calls.saturating_add(1) });
                 Action::Pause
             }
             Err(status) => {
@@ -109,7 +110,7 @@ impl HttpFilter {
                     Target::ExtAuthz { .. } => Answer::Http { status: 0, headers: Vec::new(), body: Vec::new() },
                 };
                 answers.push(((call.url, call.token), failed));
-                self.decide_and_apply(config, request, answers, calls + 1, resume)
+                self.decide_and_apply(config, request, answers, calls.saturating_add(1), resume)
             }
         }
     }

@@ -68,7 +68,7 @@ impl VerifiedTokens {
     /// A cache of about `max_entries` tokens; 0 disables it.
     pub fn new(max_entries: usize) -> Self {
         let pairs = max_entries.div_ceil(2);
-        VerifiedTokens { slots: (0..pairs * 2).map(|_| None).collect(), clock: 0, hits: 0 }
+        VerifiedTokens { slots: (0..pairs.saturating_mul(2)).map(|_| None).collect(), clock: 0, hits: 0 }
     }
 
     /// A cache that holds nothing (every token is verified).
@@ -91,15 +91,17 @@ impl VerifiedTokens {
         let tail = token.as_bytes().get(token.len().saturating_sub(HASHED_TAIL_BYTES)..).unwrap_or_default();
         let mut hasher = DefaultHasher::new();
         tail.hash(&mut hasher);
-        let first = usize::try_from(hasher.finish() % pairs as u64).ok()? * 2;
-        Some([first, first + 1])
+        let pair = hasher.finish().checked_rem(u64::try_from(pairs).ok()?)?;
+        let first = usize::try_from(pair).ok()?.checked_mul(2)?;
+        Some([first, first.checked_add(1)?])
     }
 
     /// The verified facts of `token` if it verified under a key of `set` and has not expired at
     /// `now_secs`. The caller still checks that `set` is the one its rule selects for the kid.
     pub fn get(&mut self, token: &str, now_secs: i64) -> Option<(Rc<Verified>, Rc<KeySet>)> {
         let pair = self.pair(token)?;
-        self.clock += 1;
+        // A use counter for LRU: 2^64 lookups never happen, and saturating it is harmless.
+        self.clock = self.clock.saturating_add(1);
         let clock = self.clock;
         for index in pair {
             let Some(slot) = self.slots.get_mut(index) else { continue };
@@ -121,7 +123,7 @@ impl VerifiedTokens {
     /// Records that `token` verified under a key of `set`.
     pub fn insert(&mut self, token: &str, verified: Rc<Verified>, set: &Rc<KeySet>, expires_at_secs: Option<i64>) {
         let Some(pair) = self.pair(token) else { return };
-        self.clock += 1;
+        self.clock = self.clock.saturating_add(1);
         let entry =
             Entry { token: token.into(), verified, set: Rc::downgrade(set), expires_at_secs, last_used: self.clock };
         // The same token, an empty slot or one whose key set is gone, else the least recently used.
@@ -129,7 +131,7 @@ impl VerifiedTokens {
             Some(e) if &*e.token == token => 0,
             None => 1,
             Some(e) if e.set.strong_count() == 0 => 2,
-            Some(e) => 3 + e.last_used,
+            Some(e) => e.last_used.saturating_add(3),
         };
         let [a, b] = pair;
         let target = match (self.slots.get(a), self.slots.get(b)) {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::algorithm::Algorithm;
 use super::cache::{Verified, VerifiedTokens};
-use super::extract::query_param_present;
+use super::extract::{at_most_one, form_decode, query_values, Repeated};
 use super::jwks::KeySet;
 use super::{claims, signature, token};
 use crate::keys::KeyStore;
@@ -62,29 +62,49 @@ fn is_jws_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
+/// The 401 reason for a token location with more than one value (the filter's own text: Envoy
+/// has no such refusal, see `extract`).
+pub const REPEATED_REASON: &str = "Jwt location has more than one value";
+
 /// The token at `location`, as Envoy's extractor finds it: for a header with a prefix, the prefix
 /// may stand anywhere in the value and the token starts at the first JWS character after it and
 /// runs to the end (so `Bearer  <t>` gives `<t>`, and `<t> trailing` a token that fails);
-/// without a prefix, the whole value. A query
-/// parameter counts when present, even empty (its first value; an empty token then fails).
-fn extract(location: &Location, req: &Request) -> Option<String> {
-    match location {
+/// without a prefix, the whole value. A query parameter counts when present, even empty (an
+/// empty token then fails).
+///
+/// A location with more than one value (the header twice, the parameter twice) is `Repeated`,
+/// whatever the values: Envoy takes each header value as a token of its own, every one of which
+/// must verify, but only the first value of a query parameter, leaving any other unchecked for
+/// the backend to read. Refusing both is simpler and never lets an unverified value through.
+fn extract(location: &Location, req: &Request) -> Result<Option<String>, Repeated> {
+    let token = match location {
         Location::Header { name, prefix } => {
-            let value = String::from_utf8_lossy(req.header(name)?).into_owned();
-            if prefix.is_empty() {
-                return (!value.is_empty()).then_some(value);
-            }
-            let after = value.find(prefix.as_str())? + prefix.len();
-            let rest = value.get(after..).unwrap_or_default();
-            let Some(start) = rest.find(is_jws_char) else {
-                // Envoy then hands over the whole header value, which cannot verify.
-                return Some(value);
+            let Some(value) = at_most_one(req.header_values(name))? else {
+                return Ok(None);
             };
-            // Whatever follows the token stays part of it (Envoy 1.40, checked by the peer test).
-            Some(rest.get(start..).unwrap_or_default().to_owned())
+            let value = String::from_utf8_lossy(value).into_owned();
+            if prefix.is_empty() {
+                return Ok((!value.is_empty()).then_some(value));
+            }
+            let Some(at) = value.find(prefix.as_str()) else {
+                return Ok(None);
+            };
+            let rest = value.get(at.saturating_add(prefix.len())..).unwrap_or_default();
+            match rest.find(is_jws_char) {
+                // Whatever follows the token stays part of it (Envoy 1.40, checked by the peer test).
+                Some(start) => rest.get(start..).unwrap_or_default().to_owned(),
+                // Envoy then hands over the whole header value, which cannot verify.
+                None => value,
+            }
         }
-        Location::Param(name) => query_param_present(&req.path, name),
-    }
+        Location::Param(name) => {
+            let Some(value) = at_most_one(query_values(&req.path, name))? else {
+                return Ok(None);
+            };
+            form_decode(value).unwrap_or_default()
+        }
+    };
+    Ok(Some(token))
 }
 
 /// Runs jwt_authn with `providers` (all of the workload's jwtRules) on `req`.
@@ -107,7 +127,11 @@ pub fn authenticate(
     }
     let mut first: Option<Rc<Verified>> = None;
     for (location, allowed) in &locations {
-        let Some(compact) = extract(location, req) else { continue };
+        let compact = match extract(location, req) {
+            Ok(Some(compact)) => compact,
+            Ok(None) => continue,
+            Err(Repeated) => return Authn::Rejected(REPEATED_REASON),
+        };
         match verify(&compact, allowed, now_ms, keys, tokens) {
             Ok(v) => {
                 first.get_or_insert(v);
@@ -280,20 +304,26 @@ mod tests {
     fn header_locations_need_the_prefix() {
         let loc = Location::Header { name: "x-jwt".into(), prefix: "Token ".into() };
         let req = Request::new("GET", "h", "/").with_header("X-JWT", "Token abc");
-        assert_eq!(extract(&loc, &req).as_deref(), Some("abc"));
+        assert_eq!(extract(&loc, &req).unwrap().as_deref(), Some("abc"));
         let req = Request::new("GET", "h", "/").with_header("x-jwt", "token abc");
-        assert_eq!(extract(&loc, &req), None, "the prefix is case-sensitive");
+        assert_eq!(extract(&loc, &req), Ok(None), "the prefix is case-sensitive");
         let req = Request::new("GET", "h", "/").with_header("x-jwt", "xToken  a.b-c_d e");
-        assert_eq!(extract(&loc, &req).as_deref(), Some("a.b-c_d e"), "Envoy: prefix anywhere, then the rest");
+        assert_eq!(extract(&loc, &req).unwrap().as_deref(), Some("a.b-c_d e"), "Envoy: prefix anywhere, then the rest");
         let req = Request::new("GET", "h", "/").with_header("x-jwt", "Token !!");
-        assert_eq!(extract(&loc, &req).as_deref(), Some("Token !!"), "no JWS characters: the whole value");
+        assert_eq!(extract(&loc, &req).unwrap().as_deref(), Some("Token !!"), "no JWS characters: the whole value");
         let default = &default_locations()[0];
         let req = Request::new("GET", "h", "/").with_header("authorization", "bearer abc");
-        assert_eq!(extract(default, &req), None);
+        assert_eq!(extract(default, &req), Ok(None));
         let param = &default_locations()[1];
         let req = Request::new("GET", "h", "/p?access_token=abc");
-        assert_eq!(extract(param, &req).as_deref(), Some("abc"));
+        assert_eq!(extract(param, &req).unwrap().as_deref(), Some("abc"));
+        let req = Request::new("GET", "h", "/p?access_token=");
+        assert_eq!(extract(param, &req).unwrap().as_deref(), Some(""), "an empty value is a (bad) token");
         let req = Request::new("GET", "h", "/p?access_token=&access_token=abc");
-        assert_eq!(extract(param, &req).as_deref(), Some(""), "an empty first value is a (bad) token");
+        assert_eq!(extract(param, &req), Err(Repeated), "Envoy would read the first value only");
+        let req = Request::new("GET", "h", "/").with_header("x-jwt", "Token a").with_header("X-JWT", "Token b");
+        assert_eq!(extract(&loc, &req), Err(Repeated));
+        let req = Request::new("GET", "h", "/").with_header("x-jwt", "Token a").with_header("X-JWT", "other");
+        assert_eq!(extract(&loc, &req), Err(Repeated), "also when one value lacks the prefix");
     }
 }

@@ -1,6 +1,6 @@
 //! Where the token comes from (Oathkeeper `token_from`, reference §2.3).
 
-use crate::request::path::{hex, split_query};
+use crate::request::path::{hex_byte, split_query};
 use crate::request::Request;
 
 /// A configured token location.
@@ -16,16 +16,41 @@ pub enum TokenSource {
     Cookie(String),
 }
 
+/// The token location holds more than one value: a header sent twice, a query parameter or a
+/// cookie named twice. Oathkeeper (Go's `Header.Get`, `Query().Get`, `Cookie`) read the first
+/// one; a backend may read another, so the request is refused as an invalid token instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeated;
+
+impl std::fmt::Display for Repeated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("more than one value at the token location")
+    }
+}
+
+/// The one item of `items`, `None` without any, `Repeated` with two or more.
+pub(crate) fn at_most_one<T>(mut items: impl Iterator<Item = T>) -> Result<Option<T>, Repeated> {
+    let first = items.next();
+    match items.next() {
+        Some(_) => Err(Repeated),
+        None => Ok(first),
+    }
+}
+
 /// The token, if the request carries a non-empty one at `source`. Non-UTF-8 bytes are kept as a
-/// lossy string: such a token cannot parse, so it is denied rather than treated as absent.
-pub fn extract(source: &TokenSource, req: &Request) -> Option<String> {
+/// lossy string: such a token cannot parse, so it is denied rather than treated as absent. A
+/// query value that does not decode is no token (Go's `ParseQuery` skipped such a pair). More
+/// than one value at the location, however spelled and whatever they hold, is `Repeated`.
+pub fn extract(source: &TokenSource, req: &Request) -> Result<Option<String>, Repeated> {
     let token = match source {
-        TokenSource::AuthorizationBearer => bearer(req.header("authorization")?)?,
-        TokenSource::Header(name) => String::from_utf8_lossy(req.header(name)?).into_owned(),
-        TokenSource::Query(name) => query_param(&req.path, name)?,
-        TokenSource::Cookie(name) => req.header_values("cookie").find_map(|v| cookie(v, name))?,
+        TokenSource::AuthorizationBearer => at_most_one(req.header_values("authorization"))?.and_then(bearer),
+        TokenSource::Header(name) => {
+            at_most_one(req.header_values(name))?.map(|v| String::from_utf8_lossy(v).into_owned())
+        }
+        TokenSource::Query(name) => at_most_one(query_values(&req.path, name))?.and_then(form_decode),
+        TokenSource::Cookie(name) => at_most_one(req.header_values("cookie").flat_map(|v| cookies(v, name)))?,
     };
-    (!token.is_empty()).then_some(token)
+    Ok(token.filter(|t| !t.is_empty()))
 }
 
 /// Split at the first space; the scheme must be `bearer` in any case; the rest is the token
@@ -38,66 +63,43 @@ fn bearer(value: &[u8]) -> Option<String> {
 
 /// `application/x-www-form-urlencoded` decoding as Go's `url.QueryUnescape`: `+` is a space; a
 /// bad escape makes the value unusable.
-fn form_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
+pub(crate) fn form_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
         match b {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
+            b'+' => out.push(b' '),
             b'%' => {
-                let hi = hex(*bytes.get(i + 1)?)?;
-                let lo = hex(*bytes.get(i + 2)?)?;
-                out.push(hi * 16 + lo);
-                i += 3;
+                let (hi, lo) = (bytes.next(), bytes.next());
+                out.push(hex_byte(hi, lo)?);
             }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
+            _ => out.push(b),
         }
     }
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// The first value of query parameter `name` even when empty (Envoy's query-parameter location).
-pub(crate) fn query_param_present(raw_path: &str, name: &str) -> Option<String> {
+/// The raw (still encoded) values of every pair of the query whose name decodes to `name`,
+/// with or without `=` (a pair without one has an empty value), whether or not the value decodes.
+pub(crate) fn query_values<'a>(raw_path: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     let (_, query) = split_query(raw_path);
-    query?.split('&').find_map(|pair| {
+    query.into_iter().flat_map(|q| q.split('&')).filter_map(move |pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (form_decode(k).as_deref() == Some(name)).then(|| form_decode(v).unwrap_or_default())
+        (form_decode(k).as_deref() == Some(name)).then_some(v)
     })
 }
 
-/// The first value of query parameter `name` (Go's `Query().Get`).
-fn query_param(raw_path: &str, name: &str) -> Option<String> {
-    let (_, query) = split_query(raw_path);
-    for pair in query?.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        // Like Go's ParseQuery, a pair that fails to decode is skipped.
-        if form_decode(k).as_deref() == Some(name) {
-            if let Some(value) = form_decode(v) {
-                return Some(value);
-            }
-        }
-    }
-    None
-}
-
-/// The value of cookie `name` in one `Cookie` header; surrounding double quotes are removed.
-fn cookie(header: &[u8], name: &str) -> Option<String> {
+/// Every value of cookie `name` in one `Cookie` header, in order; surrounding double quotes are
+/// removed.
+fn cookies(header: &[u8], name: &str) -> Vec<String> {
     let header = String::from_utf8_lossy(header);
-    header.split(';').find_map(|part| {
-        let (k, v) = part.trim().split_once('=')?;
-        if k != name {
-            return None;
-        }
-        let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
-        Some(v.to_owned())
-    })
+    header
+        .split(';')
+        .filter_map(|part| {
+            let (k, v) = part.trim().split_once('=')?;
+            (k == name).then(|| v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v).to_owned())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -111,44 +113,56 @@ mod tests {
     #[test]
     fn bearer_scheme_is_case_insensitive_and_split_at_first_space() {
         let r = req().with_header("Authorization", "bearer abc");
-        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r).as_deref(), Some("abc")); // case 18
+        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r).unwrap().as_deref(), Some("abc")); // case 18
         let r = req().with_header("Authorization", "Bearer  abc");
-        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r).as_deref(), Some(" abc"));
+        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r).unwrap().as_deref(), Some(" abc"));
         let r = req().with_header("Authorization", "Basic xyz");
-        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r), None); // case 17
+        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r), Ok(None)); // case 17
         let r = req().with_header("Authorization", "Bearer");
-        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r), None);
+        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r), Ok(None));
         let r = req().with_header("Authorization", "Bearer ");
-        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r), None);
+        assert_eq!(extract(&TokenSource::AuthorizationBearer, &r), Ok(None));
     }
 
     #[test]
     fn custom_header_is_raw() {
         let src = TokenSource::Header("x-token".into());
         let r = req().with_header("X-Token", "Bearer abc");
-        assert_eq!(extract(&src, &r).as_deref(), Some("Bearer abc")); // case 50 (fails later)
-        assert_eq!(extract(&src, &req()), None);
+        assert_eq!(extract(&src, &r).unwrap().as_deref(), Some("Bearer abc")); // case 50 (fails later)
+        assert_eq!(extract(&src, &req()), Ok(None));
+        let twice = req().with_header("X-Token", "abc").with_header("x-token", "abc");
+        assert_eq!(extract(&src, &twice), Err(Repeated), "two values, even equal ones");
+        let one_empty = req().with_header("X-Token", "").with_header("X-Token", "abc");
+        assert_eq!(extract(&src, &one_empty), Err(Repeated));
     }
 
     #[test]
     fn query_parameter_from_url() {
         let src = TokenSource::Query("t".into());
-        let r = Request::new("GET", "h", "/p?a=1&t=x.y%2Bz+w&t=second");
-        assert_eq!(extract(&src, &r).as_deref(), Some("x.y+z w"));
+        let r = Request::new("GET", "h", "/p?a=1&t=x.y%2Bz+w&b=2");
+        assert_eq!(extract(&src, &r).unwrap().as_deref(), Some("x.y+z w"));
+        // Named twice, however spelled and whatever the values (Go's Query().Get read the first).
+        for twice in ["/p?t=a&t=b", "/p?t=&t=b", "/p?t=a&%74=b", "/p?t=%zz&t=b", "/p?t&t=b", "/p?t=a&t"] {
+            assert_eq!(extract(&src, &Request::new("GET", "h", twice)), Err(Repeated), "{twice}");
+        }
         let r = Request::new("GET", "h", "/p?t=");
-        assert_eq!(extract(&src, &r), None);
+        assert_eq!(extract(&src, &r), Ok(None));
         let r = Request::new("GET", "h", "/p?t=%zz");
-        assert_eq!(extract(&src, &r), None);
+        assert_eq!(extract(&src, &r), Ok(None));
     }
 
     #[test]
     fn cookie_by_name() {
         let src = TokenSource::Cookie("c".into());
         let r = req().with_header("Cookie", "a=1; c=tok; d=2");
-        assert_eq!(extract(&src, &r).as_deref(), Some("tok"));
+        assert_eq!(extract(&src, &r).unwrap().as_deref(), Some("tok"));
         let r = req().with_header("Cookie", "a=1").with_header("Cookie", "c=\"q\"");
-        assert_eq!(extract(&src, &r).as_deref(), Some("q"));
+        assert_eq!(extract(&src, &r).unwrap().as_deref(), Some("q"));
         let r = req().with_header("Cookie", "cc=1");
-        assert_eq!(extract(&src, &r), None);
+        assert_eq!(extract(&src, &r), Ok(None));
+        let r = req().with_header("Cookie", "c=a; d=1; c=b");
+        assert_eq!(extract(&src, &r), Err(Repeated));
+        let r = req().with_header("Cookie", "c=a").with_header("Cookie", "c=b");
+        assert_eq!(extract(&src, &r), Err(Repeated));
     }
 }

@@ -121,12 +121,12 @@ pub fn parse_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
     let mut set = KeySet::default();
     for jwk in keys {
         if set.keys.len() >= MAX_KEYS {
-            set.skipped += 1;
+            set.skipped = set.skipped.saturating_add(1);
             continue;
         }
         match parse_jwk(jwk) {
             Some(k) => set.keys.push(k),
-            None => set.skipped += 1,
+            None => set.skipped = set.skipped.saturating_add(1),
         }
     }
     Ok(set)
@@ -187,10 +187,11 @@ fn parse_jwk(jwk: &Value) -> Option<Jwk> {
             if x.is_empty() || y.is_empty() || x.len() > size || y.len() > size {
                 return None;
             }
-            let mut point = Vec::with_capacity(1 + 2 * size);
-            point.push(0x04);
+            // Uncompressed SEC1: 0x04, then each coordinate left-padded with zeros to `size` bytes.
+            let mut point = vec![0x04];
             for coordinate in [&x, &y] {
-                point.resize(point.len() + size - coordinate.len(), 0);
+                let padded_len = point.len().checked_add(size.checked_sub(coordinate.len())?)?;
+                point.resize(padded_len, 0);
                 point.extend_from_slice(coordinate);
             }
             // A point off the curve (or otherwise invalid) is skipped like any malformed key.

@@ -64,8 +64,10 @@ pub fn authenticate(
     keys: &dyn KeyStore,
     tokens: &mut VerifiedTokens,
 ) -> AuthOutcome {
-    let Some(compact) = extract::extract(&rule.token_from, req) else {
-        return AuthOutcome::NotResponsible;
+    let compact = match extract::extract(&rule.token_from, req) {
+        Ok(Some(compact)) => compact,
+        Ok(None) => return AuthOutcome::NotResponsible,
+        Err(repeated) => return AuthOutcome::Rejected(repeated.to_string()),
     };
     match verify(rule, &compact, now_ms, skew_secs, keys, tokens) {
         Ok(verified) => {

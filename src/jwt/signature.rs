@@ -136,7 +136,10 @@ fn jws_parts(compact: &str) -> Result<(&[u8], Vec<u8>), SignatureError> {
     let sig = URL_SAFE_NO_PAD
         .decode(sig_b64)
         .map_err(|_| SignatureError("token signature is not unpadded base64url".to_owned()))?;
-    let signing_input = compact.as_bytes().get(..header_b64.len() + 1 + claims_b64.len()).unwrap_or_default();
+    // `<header>.<claims>`: no longer than `compact`, of which both are parts (empty otherwise,
+    // which no signature verifies).
+    let signing_len = header_b64.len().checked_add(1).and_then(|n| n.checked_add(claims_b64.len()));
+    let signing_input = signing_len.and_then(|n| compact.as_bytes().get(..n)).unwrap_or_default();
     Ok((signing_input, sig))
 }
 

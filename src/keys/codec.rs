@@ -37,7 +37,7 @@ pub fn decode_entry(bytes: &[u8]) -> Option<Entry> {
 
 /// A body is its generation (8 bytes, little endian) and the JWKS document as fetched.
 pub fn encode_body(generation: u64, jwks: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + jwks.len());
+    let mut out = Vec::with_capacity(jwks.len().saturating_add(8));
     out.extend_from_slice(&generation.to_le_bytes());
     out.extend_from_slice(jwks);
     out

@@ -63,8 +63,10 @@ pub const REFRESH_AT_PERCENT: u64 = 90;
 pub fn backoff_ms(failures: u32, jitter: u32) -> u64 {
     let shift = failures.saturating_sub(1).min(16);
     let base = FIRST_BACKOFF_MS.saturating_mul(1 << shift).min(MAX_BACKOFF_MS);
-    let spread = base * 2 * JITTER_PERCENT / 100; // width of the jitter window
-    base - base * JITTER_PERCENT / 100 + ((spread * u64::from(jitter)) >> 32)
+    // base <= MAX_BACKOFF_MS, so none of these saturates: they only make that evident.
+    let spread = base.saturating_mul(2 * JITTER_PERCENT) / 100; // width of the jitter window
+    let low = base.saturating_sub(base.saturating_mul(JITTER_PERCENT) / 100);
+    low.saturating_add(spread.saturating_mul(u64::from(jitter)) >> 32)
 }
 
 impl Entry {

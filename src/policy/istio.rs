@@ -104,9 +104,8 @@ impl HeaderValue {
         let mut parts = Vec::new();
         let mut text = String::new();
         let mut rest = source;
-        while let Some(i) = rest.find('%') {
-            text.push_str(rest.get(..i).unwrap_or_default());
-            let after = rest.get(i + 1..).unwrap_or_default();
+        while let Some((before, after)) = rest.split_once('%') {
+            text.push_str(before);
             if let Some(r) = after.strip_prefix('%') {
                 text.push('%');
                 rest = r;
@@ -116,9 +115,8 @@ impl HeaderValue {
                 format!("command operator in {source:?} is not supported (supported: %REQ(header)%, %REQ(a?b)%, %%)")
             };
             let inner = after.strip_prefix("REQ(").ok_or_else(unsupported)?;
-            let close = inner.find(")%").ok_or_else(unsupported)?;
-            let names: Vec<String> =
-                inner.get(..close).unwrap_or_default().split('?').map(|n| n.trim().to_ascii_lowercase()).collect();
+            let (inside, after_close) = inner.split_once(")%").ok_or_else(unsupported)?;
+            let names: Vec<String> = inside.split('?').map(|n| n.trim().to_ascii_lowercase()).collect();
             if names.iter().any(String::is_empty) || names.len() > 2 {
                 return Err(unsupported());
             }
@@ -126,7 +124,7 @@ impl HeaderValue {
                 parts.push(ValuePart::Text(std::mem::take(&mut text)));
             }
             parts.push(ValuePart::Req(names));
-            rest = inner.get(close + 2..).unwrap_or_default();
+            rest = after_close;
         }
         text.push_str(rest);
         if !text.is_empty() {

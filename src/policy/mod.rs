@@ -295,7 +295,9 @@ impl Policy {
             if self.wildcard_index.is_empty() {
                 return None;
             }
-            key.match_indices('.').find_map(|(dot, _)| key.get(dot + 1..).and_then(|d| self.wildcard_index.get(d)))
+            key.match_indices('.').find_map(|(dot, _)| {
+                key.get(dot..).and_then(|d| d.strip_prefix('.')).and_then(|d| self.wildcard_index.get(d))
+            })
         });
         index.and_then(|&i| self.hosts.get(i))
     }

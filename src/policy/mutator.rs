@@ -32,16 +32,15 @@ impl Template {
         let mut rest = source;
         // Go's trim markers: `{{- ` drops the white space before the action, ` -}}` after it.
         let mut trim_next = false;
-        while let Some(start) = rest.find("{{") {
-            let text = rest.get(..start).unwrap_or_default();
-            let after = rest.get(start + 2..).unwrap_or_default();
-            let end = after.find("}}").ok_or_else(|| format!("unclosed {{{{ in {source:?}"))?;
-            let inner = after.get(..end).unwrap_or_default();
+        while let Some((text, after)) = rest.split_once("{{") {
+            let (inner, after_close) = after.split_once("}}").ok_or_else(|| format!("unclosed {{{{ in {source:?}"))?;
             let trim_before = inner.strip_prefix('-').is_some_and(|r| r.starts_with(GO_SPACE));
             let trim_after = inner.strip_suffix('-').is_some_and(|r| r.ends_with(GO_SPACE));
             push_text(&mut parts, text, trim_next, trim_before);
             trim_next = trim_after;
-            let action = inner.get(usize::from(trim_before)..inner.len() - usize::from(trim_after)).unwrap_or_default();
+            // (`trim_after` means `inner` ends with `-`, so the subtraction never saturates.)
+            let end = inner.len().saturating_sub(usize::from(trim_after));
+            let action = inner.get(usize::from(trim_before)..end).unwrap_or_default();
             let action = action.trim();
             let field = action.strip_prefix("print ").map_or(action, str::trim);
             parts.push(match field {
@@ -57,7 +56,7 @@ impl Template {
                     }
                 },
             });
-            rest = after.get(end + 2..).unwrap_or_default();
+            rest = after_close;
         }
         push_text(&mut parts, rest, trim_next, false);
         Ok(Template(parts))

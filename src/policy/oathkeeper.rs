@@ -140,7 +140,11 @@ fn introspect(
     now_ms: u64,
     memory: &mut Memory<'_>,
 ) -> Result<AuthOutcome, Decision> {
-    let Some(token) = jwt::extract::extract(&rule.token_from, req).filter(|t| t.starts_with(&rule.prefix)) else {
+    let token = match jwt::extract::extract(&rule.token_from, req) {
+        Ok(token) => token.filter(|t| t.starts_with(&rule.prefix)),
+        Err(repeated) => return Ok(AuthOutcome::Rejected(repeated.to_string())),
+    };
+    let Some(token) = token else {
         return Ok(AuthOutcome::NotResponsible);
     };
     let Some(answer) = memory.answers.lookup(&rule.url, &token, now_ms) else {

@@ -149,18 +149,14 @@ fn literal_text(seg: &Segment) -> &str {
 }
 
 fn check_literal(literal: &str) -> Result<(), String> {
-    let bytes = literal.as_bytes();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
+    let mut bytes = literal.bytes();
+    while let Some(b) = bytes.next() {
         if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
-            if !hex {
+            let (hi, lo) = (bytes.next(), bytes.next());
+            if !(hi.is_some_and(|h| h.is_ascii_hexdigit()) && lo.is_some_and(|l| l.is_ascii_hexdigit())) {
                 return Err(format!("segment {literal:?} has a % not followed by two hex digits"));
             }
-            i += 3;
-        } else if is_segment_char(b) {
-            i += 1;
-        } else {
+        } else if !is_segment_char(b) {
             return Err(format!(
                 "segment {literal:?} may only hold letters, digits, -._~!$&'()+,;=:@ and %HH, or be {{*}} or {{**}} as a whole"
             ));

@@ -87,13 +87,13 @@ pub fn split_query(raw: &str) -> (&str, Option<&str>) {
 }
 
 /// The value of one hex digit (shared with query-string decoding).
-pub(crate) fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+fn hex(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+/// The byte `%<hi><lo>` stands for, if both are hex digits.
+pub(crate) fn hex_byte(hi: Option<u8>, lo: Option<u8>) -> Option<u8> {
+    hex(hi?)?.checked_mul(16)?.checked_add(hex(lo?)?)
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -103,24 +103,20 @@ fn is_unreserved(b: u8) -> bool {
 /// Decodes `%XX` escapes; `only_unreserved` keeps other escapes (upper-cased) encoded, as RFC 3986
 /// normalisation does.
 fn percent_decode(path: &str, only_unreserved: bool) -> Result<Vec<u8>, PathError> {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
+    let mut out = Vec::with_capacity(path.len());
+    let mut bytes = path.bytes();
+    while let Some(b) = bytes.next() {
         if b == b'%' {
-            let hi = bytes.get(i + 1).copied().and_then(hex).ok_or(PathError::BadEscape)?;
-            let lo = bytes.get(i + 2).copied().and_then(hex).ok_or(PathError::BadEscape)?;
-            let decoded = hi * 16 + lo;
+            let (hi, lo) = (bytes.next(), bytes.next());
+            let decoded = hex_byte(hi, lo).ok_or(PathError::BadEscape)?;
             if !only_unreserved || is_unreserved(decoded) {
                 out.push(decoded);
             } else {
                 out.push(b'%');
                 out.extend_from_slice(format!("{decoded:02X}").as_bytes());
             }
-            i += 3;
         } else {
             out.push(b);
-            i += 1;
         }
     }
     Ok(out)

@@ -174,6 +174,23 @@ def test_case_53_token_from_cookie(gw, keys):
     assert_401(gw.get("/anything", host=host("cookie"), token=tok))
 
 
+def test_a_token_location_with_two_values_is_401(gw, keys):
+    """A custom token header sent twice, the token query parameter or cookie named twice: 401 as an
+    invalid token and nothing forwarded, whatever the values (Envoy keeps a repeated custom header
+    as two values, and the filter reads them apart). Oathkeeper read the first one, leaving the
+    other unverified for the backend (docs/security.md, "Tokens and keys")."""
+    tok, forged = rs(keys), T.tamper(rs(keys))
+    for a, b in [(tok, tok), (tok, forged), (forged, tok), ("", tok)]:
+        r = gw.raw_request("GET", "/anything", host=host("xtoken"), headers=[("X-Token", a), ("X-Token", b)])
+        assert_401(r, token_presented=True)
+        assert_401(gw.raw_request("GET", f"/anything?t={a}&x=1&t={b}", host=host("query")), token_presented=True)
+        r = gw.raw_request("GET", "/anything", host=host("cookie"), headers=[("Cookie", f"c={a}"), ("Cookie", f"c={b}")])
+        assert_401(r, token_presented=True)
+    # One value at the location, other parameters and cookies beside it: judged as usual.
+    r = gw.raw_request("GET", f"/anything?t={tok}&tt=x", host=host("query"))
+    assert_forwarded(r, forwarded_host=host("query"), path=f"/anything?t={tok}&tt=x")
+
+
 def test_per_rule_jwks_max_wait_and_ttl_accepted(gw, keys):
     ok(gw, "perrule", rs(keys))
 

@@ -26,7 +26,7 @@ import yaml
 from harness import gateway as gw
 from harness.istio_schema import validate_istio
 from peer import istio, kyma
-from peer.probes import ISSUERS, JWKS_HOST, PROBES, P, jwks_of, materialise
+from peer.probes import ISSUERS, JWKS_HOST, PROBES, P, jwks_of, materialise, mint
 from tools.stack.procs import StartupError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -184,6 +184,34 @@ def test_native_peer_matches_the_reference(native, keys):
     assert not wrong, "native peer disagrees with the reference:\n" + "\n".join(wrong)
 
 
+def test_a_token_location_with_two_values_is_401_and_never_looser_than_envoy(native, wasm, keys):
+    """A token location holding two values (a `fromHeaders` header sent twice, a `fromParams` or
+    the default `access_token` parameter named twice; issue 11, the CVE-2026-31838 class): the
+    filter answers 401 and forwards nothing, whatever the values. Beside it, what native Envoy
+    1.40's jwt_authn answers, pinned as the record docs/security.md ("Tokens and keys") cites: each
+    header value is a token of its own that must verify (two valid ones pass), and only the first
+    value of a query parameter is read (a second one reaches the backend unverified)."""
+    assert wasm.gateway is not None, wasm.error
+    tok = lambda kind, iss: mint(P("x", "GET", "/", kind, iss=iss), keys)  # noqa: E731
+    rows = []  # (label, host, path, headers, native status)
+    for a, b, header_native, param_native in [("valid", "valid", 200, 200), ("valid", "bad_signature", 401, 200),
+                                              ("bad_signature", "valid", 401, 401)]:
+        headers = [("X-Token", f"Token {tok(a, 'H')}"), ("X-Token", f"Token {tok(b, 'H')}")]
+        rows.append((f"X-Token: {a}, X-Token: {b}", "header.peer.test", "/h", headers, header_native))
+        rows.append((f"?jwt={a}&jwt={b}", "param.peer.test", f"/q?jwt={tok(a, 'Q')}&jwt={tok(b, 'Q')}", [],
+                     param_native))
+        rows.append((f"?access_token={a}&access_token={b}", "paths.peer.test",
+                     f"/exact?access_token={tok(a, 'A')}&access_token={tok(b, 'A')}", [], param_native))
+    wrong = []
+    for label, host, path, headers, native_expect in rows:
+        n = native.raw_request("GET", path, host=host, headers=headers)
+        w = wasm.gateway.raw_request("GET", path, host=host, headers=headers)
+        if w.status != 401 or w.upstream or n.status != native_expect or backend_violation(n):
+            wrong.append(f"{label}: wasm {w.status} (reached backend: {bool(w.upstream)}), native {n.status} "
+                         f"(expected {native_expect}) {backend_violation(n) or ''} body={w.text[:60]!r}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_native_peer_never_forwards_a_denied_request(native, keys):
     """Every probe against the native Envoy alone: only the statuses the peer can give (400: Envoy's
     HTTP codec refuses a lowercase method before any filter), and the backend sees exactly the
@@ -236,6 +264,10 @@ EXPECTED_DIVERGENCES.update({
     ("paths", "paths.peer.test/deep//end", "none"): (403, 404, MERGED),
     ("paths", "paths.peer.test/deep//end", "valid"): (200, 404, MERGED),
 })
+# A token location with two values (docs/security.md, "Tokens and keys", issue 11): 401 whatever the
+# values, where Envoy reads only the first `access_token` (here two valid tokens: it allows).
+EXPECTED_DIVERGENCES[("paths", "paths.peer.test/exact", "valid@query:access_token and valid@query:access_token")] = (
+    200, 401, "two values for one token parameter are refused; Envoy reads the first")
 
 
 def test_filter_answers_every_probe_as_the_native_peer(native, wasm, keys):

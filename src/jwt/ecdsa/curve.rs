@@ -92,9 +92,10 @@ pub static P521: Curve<17> = Curve {
     g_table: OnceLock::new(),
 };
 
-/// A big-endian hex string as limbs, at compile time (a bad digit or a too-long string is a
-/// compile error: this only runs in the initialisers above, so it cannot panic at run time).
-#[allow(clippy::indexing_slicing, clippy::panic)]
+/// A big-endian hex string as limbs, at compile time (a bad digit, a too-long string or an
+/// overflow is a compile error: this only runs in the initialisers above, so it cannot panic at
+/// run time).
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::arithmetic_side_effects)]
 const fn hex<const L: usize>(s: &str) -> Limbs<L> {
     let digits = s.as_bytes();
     assert!(digits.len() <= 8 * L, "hex constant longer than the limbs");
@@ -253,7 +254,7 @@ impl<const L: usize> Curve<L> {
         let mut jac = Vec::with_capacity(ENTRIES + 1);
         jac.push(self.infinity());
         for idx in 1..=ENTRIES {
-            let top = usize::BITS - 1 - idx.leading_zeros();
+            let top = idx.checked_ilog2()?;
             let rest = idx ^ (1 << top);
             let base = bases.get(top as usize)?;
             let sum = self.add_affine(jac.get(rest)?, base);
@@ -316,7 +317,8 @@ impl<const L: usize> Curve<L> {
 /// The table index of comb column `col` of `k`: bit `spacing j + col` of k is bit j of it.
 fn column<const L: usize>(k: &Limbs<L>, col: usize, spacing: usize) -> usize {
     (0..TEETH).rev().fold(0, |acc, j| {
-        let bit = spacing * j + col;
+        // Below 66 * TEETH: never saturates (a saturated index would read as a 0 bit).
+        let bit = spacing.saturating_mul(j).saturating_add(col);
         let set = k.get(bit / 32).map_or(0, |w| (w >> (bit % 32)) & 1);
         (acc << 1) | set as usize
     })

@@ -114,13 +114,16 @@ impl<const L: usize> EcPublicKey<L> {
     /// is on the curve (cofactor 1, so it is then a point of order n; the point at infinity has
     /// no such encoding), and builds its table.
     pub fn from_sec1(curve: &'static Curve<L>, bytes: &[u8]) -> Result<Self, EcKeyError> {
-        if bytes.len() != 1 + 2 * curve.bytes {
+        // (Curve sizes are constants below 67: nothing saturates.)
+        if bytes.len() != curve.bytes.saturating_mul(2).saturating_add(1) {
             return Err(EcKeyError::Length);
         }
         let Some((&0x04, xy)) = bytes.split_first() else {
             return Err(EcKeyError::NotUncompressed);
         };
-        let (x, y) = xy.split_at(curve.bytes);
+        let Some((x, y)) = xy.split_at_checked(curve.bytes) else {
+            return Err(EcKeyError::Length);
+        };
         let x = from_be_bytes(x).ok_or(EcKeyError::Length)?;
         let y = from_be_bytes(y).ok_or(EcKeyError::Length)?;
         if !lt(&x, curve.p.value()) || !lt(&y, curve.p.value()) {
@@ -152,10 +155,12 @@ impl<const L: usize> EcPublicKey<L> {
     /// Verifies a raw `r || s` signature of a digest no longer than the group order.
     pub fn verify_prehashed(&self, digest: &[u8], sig: &[u8]) -> Result<(), EcVerifyError> {
         let c = self.curve;
-        if sig.len() != 2 * c.bytes {
+        if sig.len() != c.bytes.saturating_mul(2) {
             return Err(EcVerifyError::SignatureLength);
         }
-        let (r, s) = sig.split_at(c.bytes);
+        let Some((r, s)) = sig.split_at_checked(c.bytes) else {
+            return Err(EcVerifyError::SignatureLength);
+        };
         let r: Limbs<L> = from_be_bytes(r).ok_or(EcVerifyError::SignatureLength)?;
         let s: Limbs<L> = from_be_bytes(s).ok_or(EcVerifyError::SignatureLength)?;
         if is_zero(&r) || !lt(&r, c.n.value()) {
@@ -166,7 +171,7 @@ impl<const L: usize> EcPublicKey<L> {
         }
         // The hashes used here are never longer than n (384 <= 384, 512 <= 521 bits), so e is the
         // whole digest; it is below 2n, so one subtraction reduces it.
-        if digest.len() * 8 > c.n.bits() {
+        if digest.len().saturating_mul(8) > c.n.bits() {
             return Err(EcVerifyError::Internal);
         }
         let e: Limbs<L> = from_be_bytes(digest).ok_or(EcVerifyError::Internal)?;

@@ -22,9 +22,9 @@ pub(super) struct Modulus<const L: usize> {
 
 impl<const L: usize> Modulus<L> {
     /// The constants for an odd `m` with its top limb nonzero. Only ever evaluated in a `const`
-    /// or `static` initialiser, so an index out of range is a compile error, never a panic at run
-    /// time (const fns cannot use iterators, hence the indexing).
-    #[allow(clippy::indexing_slicing)]
+    /// or `static` initialiser, so an index out of range or an overflow is a compile error, never a
+    /// panic at run time (const fns cannot use iterators, hence the indexing).
+    #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
     pub(super) const fn new(m: Limbs<L>) -> Self {
         // Newton's iteration doubles the correct low bits of m^-1 mod 2^32 each step (1 -> 32).
         let mut inv: u32 = 1;
@@ -54,6 +54,8 @@ impl<const L: usize> Modulus<L> {
     }
 
     /// The bit length of the modulus.
+    // No overflow: zeros + top <= 32 L.
+    #[allow(clippy::arithmetic_side_effects)]
     pub(super) fn bits(&self) -> usize {
         let zeros: u32 = self.m.iter().rev().take_while(|&&w| w == 0).count() as u32 * 32;
         let top = self.m.iter().rev().find(|&&w| w != 0).map_or(32, |w| w.leading_zeros());
@@ -81,6 +83,9 @@ impl<const L: usize> Modulus<L> {
     }
 
     /// `a b R^-1 mod m` for `a, b < m` (CIOS Montgomery multiplication).
+    // No overflow: each s = t + a b + carry <= (2^32 - 1) + (2^32 - 1)^2 + (2^32 - 1) = 2^64 - 1, and
+    // hi + top stays 0 or 1 as the running value is below 2m.
+    #[allow(clippy::arithmetic_side_effects)]
     pub(super) fn mul(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
         // The running value is t + hi 2^(32 L), always below 2m.
         let mut t = [0u32; L];
@@ -194,6 +199,8 @@ impl<const L: usize> Modulus<L> {
 
     /// `x / 2^k mod m` for `x < m` and `1 <= k <= 31`: adds the multiple of m that clears the
     /// low k bits, then shifts.
+    // No overflow: 1 <= k <= 31, so t < 2^31 and s = x + t m + carry < 2^32 + 2^63 + 2^32.
+    #[allow(clippy::arithmetic_side_effects)]
     fn halve(&self, x: &Limbs<L>, k: u32) -> Limbs<L> {
         let t = u64::from(x.first().map_or(0, |&x0| x0.wrapping_mul(self.m0inv)) & ((1u32 << k) - 1));
         let mut y = [0u32; L];
@@ -217,6 +224,8 @@ impl<const L: usize> Modulus<L> {
 }
 
 /// `a >> k` for `1 <= k <= 31`.
+// No overflow: 1 <= k <= 31, so 32 - k is a valid shift.
+#[allow(clippy::arithmetic_side_effects)]
 fn shr<const L: usize>(a: &Limbs<L>, k: u32) -> Limbs<L> {
     let mut r = [0u32; L];
     let next = a.iter().skip(1).copied().chain(std::iter::once(0));
@@ -226,8 +235,9 @@ fn shr<const L: usize>(a: &Limbs<L>, k: u32) -> Limbs<L> {
     r
 }
 
-/// `2x mod m` for `x < m`, at compile time.
-#[allow(clippy::indexing_slicing)]
+/// `2x mod m` for `x < m`, at compile time (only from `Modulus::new`: an index out of range or an
+/// overflow is a compile error).
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 const fn const_double_mod<const L: usize>(x: &Limbs<L>, m: &Limbs<L>) -> Limbs<L> {
     let mut d = [0u32; L];
     let mut carry = 0u32;
@@ -264,6 +274,8 @@ const fn const_double_mod<const L: usize>(x: &Limbs<L>, m: &Limbs<L>) -> Limbs<L
 }
 
 /// `a + b` and the carry out.
+// No overflow: s <= 2 (2^32 - 1) + 1.
+#[allow(clippy::arithmetic_side_effects)]
 pub(super) fn add<const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> (Limbs<L>, u32) {
     let mut r = [0u32; L];
     let mut carry = 0u64;
@@ -297,7 +309,7 @@ pub(super) fn is_zero<const L: usize>(a: &Limbs<L>) -> bool {
 
 /// Big-endian bytes to limbs; `None` if they do not fit L limbs.
 pub(super) fn from_be_bytes<const L: usize>(bytes: &[u8]) -> Option<Limbs<L>> {
-    if bytes.len() > 4 * L {
+    if bytes.len() > L.saturating_mul(4) {
         return None;
     }
     let mut r = [0u32; L];

@@ -146,7 +146,7 @@ impl CombTable {
         // All 2^TEETH subset sums in Jacobian coordinates, index 0 = infinity (unused).
         let mut jac = [Jacobian::INFINITY; ENTRIES + 1];
         for idx in 1..=ENTRIES {
-            let top = usize::BITS - 1 - idx.leading_zeros();
+            let top = idx.checked_ilog2()?;
             let rest = idx ^ (1 << top);
             let base = bases.get(top as usize)?;
             let sum = jac.get(rest)?.add_affine(base);

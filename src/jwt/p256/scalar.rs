@@ -22,6 +22,9 @@ pub(super) fn reduce_once(x: &Limbs) -> Limbs {
 }
 
 /// `a * b * 2^-256 mod n` for `a, b < n` (CIOS Montgomery multiplication).
+// No overflow: each s = t + a b + carry <= (2^32 - 1) + (2^32 - 1)^2 + (2^32 - 1) = 2^64 - 1, and
+// t[9] stays 0 or 1 as the running value is below 2n.
+#[allow(clippy::arithmetic_side_effects)]
 fn mont_mul(a: &Limbs, b: &Limbs) -> Limbs {
     // t[0..=8] holds the running value (< 2n), t[9] its overflow word.
     let mut t = [0u32; 10];

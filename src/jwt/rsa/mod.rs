@@ -193,10 +193,8 @@ impl RsaPublicKey {
     /// above.
     pub fn new(n: &[u8], e: &[u8]) -> Result<RsaPublicKey, RsaKeyError> {
         let n = strip_leading_zeros(n);
-        let bits = match n.first() {
-            Some(&top) => 8 * n.len() - top.leading_zeros() as usize,
-            None => 0,
-        };
+        // (Saturated, an absurd length reads as too large.)
+        let bits = n.first().map_or(0, |&top| n.len().saturating_mul(8).saturating_sub(top.leading_zeros() as usize));
         if bits < MIN_MODULUS_BITS {
             return Err(RsaKeyError::ModulusTooSmall(bits));
         }
@@ -256,11 +254,12 @@ impl RsaPublicKey {
         // EM = 0x00 || 0x01 || PS (0xff..., at least 8) || 0x00 || DigestInfo || H. With
         // moduli of 2048 bits and more, PS is always longer than 8 bytes.
         let prefix = hash.digest_info_prefix();
-        let t_len = prefix.len() + hash.len();
-        let ps_len = self.len().saturating_sub(3 + t_len);
+        // (Sizes of a few hundred bytes: nothing saturates, and a wrong length cannot compare equal.)
+        let t_len = prefix.len().saturating_add(hash.len());
+        let ps_len = self.len().saturating_sub(t_len.saturating_add(3));
         let mut expected = Vec::with_capacity(self.len());
         expected.extend_from_slice(&[0x00, 0x01]);
-        expected.resize(2 + ps_len, 0xff);
+        expected.resize(ps_len.saturating_add(2), 0xff);
         expected.push(0x00);
         expected.extend_from_slice(prefix);
         expected.extend_from_slice(&hash.digest(&[msg]));
@@ -279,7 +278,7 @@ impl RsaPublicKey {
         let s_len = h_len;
         // emBits = modBits - 1; when that is a multiple of 8 the encoded message is one byte
         // shorter than the modulus and the leading byte of the RSAVP1 output must be zero.
-        let em_bits = self.bits - 1;
+        let em_bits = self.bits.saturating_sub(1);
         let em_len = em_bits.div_ceil(8);
         let Some((lead, em)) = em_full.split_at_checked(em_full.len().saturating_sub(em_len)) else {
             return Err(RsaVerifyError::PssTopBits);
@@ -287,10 +286,12 @@ impl RsaPublicKey {
         if lead.iter().any(|&b| b != 0) {
             return Err(RsaVerifyError::PssTopBits);
         }
-        // Step 3 (cannot fail with 2048-bit moduli, checked anyway).
-        if em_len < h_len + s_len + 2 {
+        // Step 3, emLen >= hLen + sLen + 2 (cannot fail with 2048-bit moduli, checked anyway); what
+        // is left is the length of DB's zero padding (step 10).
+        let Some(zeros) = em_len.checked_sub(h_len).and_then(|l| l.checked_sub(s_len)).and_then(|l| l.checked_sub(2))
+        else {
             return Err(RsaVerifyError::PssPadding);
-        }
+        };
         // Step 4.
         let Some((&trailer, em)) = em.split_last() else {
             return Err(RsaVerifyError::PssTrailer);
@@ -299,11 +300,15 @@ impl RsaPublicKey {
             return Err(RsaVerifyError::PssTrailer);
         }
         // Step 5: maskedDB (emLen - hLen - 1 bytes) || H (hLen bytes).
-        let Some((masked_db, h)) = em.split_at_checked(em_len - h_len - 1) else {
+        let Some((masked_db, h)) = em.len().checked_sub(h_len).and_then(|at| em.split_at_checked(at)) else {
             return Err(RsaVerifyError::PssPadding);
         };
         // Step 6: the leftmost 8*emLen - emBits bits must be zero.
-        let top_mask = 0xffu8 >> (8 * em_len - em_bits);
+        // 8 emLen - emBits is 0..=7, emLen being emBits / 8 rounded up.
+        let unused_bits = em_len.saturating_mul(8).saturating_sub(em_bits);
+        let Some(top_mask) = u32::try_from(unused_bits).ok().and_then(|b| 0xffu8.checked_shr(b)) else {
+            return Err(RsaVerifyError::PssTopBits);
+        };
         if masked_db.first().is_some_and(|&b| b & !top_mask != 0) {
             return Err(RsaVerifyError::PssTopBits);
         }
@@ -316,7 +321,6 @@ impl RsaPublicKey {
             *first &= top_mask;
         }
         // Step 10: DB = 0x00 * (emLen - hLen - sLen - 2) || 0x01 || salt.
-        let zeros = em_len - h_len - s_len - 2;
         let Some((padding, rest)) = db.split_at_checked(zeros) else {
             return Err(RsaVerifyError::PssPadding);
         };
@@ -337,7 +341,7 @@ impl RsaPublicKey {
 
 /// MGF1 (RFC 8017 B.2.1): `len` bytes of Hash(seed || counter) for counter = 0, 1, ...
 fn mgf1(hash: HashAlg, seed: &[u8], len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + hash.len());
+    let mut out = Vec::with_capacity(len.saturating_add(hash.len()));
     let mut counter = 0u32;
     while out.len() < len {
         out.extend_from_slice(&hash.digest(&[seed, &counter.to_be_bytes()]));

@@ -52,6 +52,8 @@ pub(crate) struct Modulus {
 
 /// 28-bit limbs of a big-endian byte string, zero-extended to `limbs` limbs; `None` when the
 /// value does not fit.
+// No overflow: `acc` holds fewer than W + 8 = 36 bits, `acc_bits` counts them.
+#[allow(clippy::arithmetic_side_effects)]
 pub(crate) fn limbs_from_be(bytes: &[u8], limbs: usize) -> Option<Vec<u32>> {
     let mut out = vec![0u32; limbs];
     let mut slots = out.iter_mut();
@@ -79,6 +81,8 @@ pub(crate) fn limbs_from_be(bytes: &[u8], limbs: usize) -> Option<Vec<u32>> {
 }
 
 /// Big-endian bytes of `limbs`, exactly `len` bytes long; `None` when the value does not fit.
+// No overflow: `acc` holds fewer than W + 8 = 36 bits, `acc_bits` counts them.
+#[allow(clippy::arithmetic_side_effects)]
 pub(crate) fn limbs_to_be(limbs: &[u32], len: usize) -> Option<Vec<u8>> {
     let mut out = vec![0u8; len];
     let mut slots = out.iter_mut().rev();
@@ -140,6 +144,9 @@ fn double_mod(a: &mut [u32], n: &[u32]) {
 }
 
 /// Propagates carries through `t`, leaving every limb below 2^28 but the last.
+// No overflow: callers propagate before a limb reaches 2^63 (`CARRY_EVERY`, `MAX_LIMBS`); a
+// carry is below 2^36, and the top limb receives only what the full value leaves there.
+#[allow(clippy::arithmetic_side_effects)]
 fn propagate(t: &mut [u64]) {
     let mut carry = 0u64;
     for x in t.iter_mut() {
@@ -154,6 +161,8 @@ fn propagate(t: &mut [u64]) {
 
 /// The low 28 bits of the sum of `xs` and the rest of it (sum >> 28), exactly: the sum itself
 /// may not fit in a u64.
+// No overflow: N <= 4 here, so the low parts sum below 2^30 and the high parts below 2^38.
+#[allow(clippy::arithmetic_side_effects)]
 fn split_sum<const N: usize>(xs: [u64; N]) -> (u64, u64) {
     let low: u64 = xs.iter().map(|x| x & MASK).sum();
     let high: u64 = xs.iter().map(|x| x >> W).sum();
@@ -167,7 +176,7 @@ const PAD: usize = 3;
 /// `x` followed by `PAD` zero limbs.
 fn padded(x: &[u32]) -> Vec<u32> {
     let mut out = x.to_vec();
-    out.resize(x.len() + PAD, 0);
+    out.resize(x.len().saturating_add(PAD), 0);
     out
 }
 
@@ -261,6 +270,9 @@ mod portable {
         }
     }
 
+    // No overflow: a lane sums at most ceil(k / 2) products below 2^56 of each operand pair, below
+    // 2^64 for k <= MAX_LIMBS (see there; the native tests' overflow checks guard it).
+    #[allow(clippy::arithmetic_side_effects)]
     pub(super) fn mac(acc: Pair, x: Quad, y: Quad) -> Pair {
         let mul = |p: u32, q: u32| u64::from(p) * u64::from(q);
         let ([x0, x1, x2, x3], [y0, y1, y2, y3], [a0, a1]) = (x.0, y.0, acc.0);
@@ -283,15 +295,17 @@ fn dot2(mut acc: Pair, x: &[[u32; 4]], y: &[[u32; 4]], z: &[[u32; 4]], w: &[[u32
 /// The first `quads` quads of `x` from limb `at` (`None` past the end).
 #[inline(always)]
 fn quads(x: &[u32], at: usize, quads: usize) -> Option<&[[u32; 4]]> {
-    Some(x.get(at..at.checked_add(4 * quads)?)?.as_chunks::<4>().0)
+    Some(x.get(at..at.checked_add(quads.checked_mul(4)?)?)?.as_chunks::<4>().0)
 }
 
 impl Modulus {
     /// `n` as big-endian bytes without leading zeros; `None` unless n is odd and > 1 (even
     /// moduli have no Montgomery form, and are not RSA moduli anyway).
+    // No overflow: past the MAX_LIMBS check every size here is at most 28 * 256 + 1, and bits >= 1.
+    #[allow(clippy::arithmetic_side_effects)]
     pub(crate) fn new(n_be: &[u8]) -> Option<Modulus> {
         let bits = match n_be.first() {
-            Some(&top) if top != 0 => 8 * n_be.len() - top.leading_zeros() as usize,
+            Some(&top) if top != 0 => n_be.len().checked_mul(8)?.checked_sub(top.leading_zeros() as usize)?,
             _ => return None,
         };
         let k = bits.div_ceil(W as usize);
@@ -360,6 +374,9 @@ impl Modulus {
     /// `mont_mul` one row at a time in scalar `u64`s. Operand-scanning Montgomery multiplication
     /// into a double-width accumulator `t`: row i adds a * b[i] and m * n at limb i, with m chosen
     /// to clear limb i, whose carry then moves up one limb. The result is the upper half.
+    // No overflow: limbs below 2^28, products below 2^56; a limb takes 2 products per row for
+    // CARRY_EVERY rows plus a carry below 2^36 before `propagate` (see CARRY_EVERY); i < k.
+    #[allow(clippy::arithmetic_side_effects)]
     fn mont_mul_rows(&self, out: &mut [u32], a: &[u32], b: &[u32]) {
         let n = self.n.as_slice();
         let k = n.len();
@@ -428,6 +445,9 @@ impl Modulus {
     /// the products but the ~100 scalar instructions each column costs around its loops (in V8,
     /// with the loops emptied a verification still takes ~40% of its time); pairing columns to
     /// share a loop saved only ~2%.
+    // No overflow: lane sums as bounded at MAX_LIMBS; indexes and lengths below 3 (k + PAD) with
+    // k <= MAX_LIMBS; x <= 2k - 2 and lo <= x, so k - 1 + lo - x and hi + 1 - lo are >= 0.
+    #[allow(clippy::arithmetic_side_effects)]
     fn mont_mul_cols(&self, out: &mut [u32], a: &[u32], b: Option<&[u32]>, scratch: &mut Vec<u32>) {
         let n = self.n.as_slice();
         let k = n.len();
@@ -516,7 +536,8 @@ impl Modulus {
         let mut acc = base_m.to_vec();
         let mut tmp = vec![0u32; self.n.len()];
         let mut scratch = Vec::new();
-        for bit in (0..63 - e.leading_zeros()).rev() {
+        // The bits below the top one (none for e <= 1).
+        for bit in (0..e.checked_ilog2().unwrap_or(0)).rev() {
             self.mont_sqr(&mut tmp, &acc, &mut scratch);
             if (e >> bit) & 1 == 1 {
                 self.mont_mul(&mut acc, &tmp, base_m, &mut scratch);
@@ -538,7 +559,7 @@ impl Modulus {
         self.mont_mul(&mut base_m, base, &self.rr, &mut scratch);
         let mut acc = base_m.clone();
         let mut tmp = vec![0u32; k];
-        let top_bit = 63 - e.leading_zeros();
+        let top_bit = e.checked_ilog2().unwrap_or(0);
         for bit in (1..top_bit).rev() {
             self.mont_sqr(&mut tmp, &acc, &mut scratch);
             if (e >> bit) & 1 == 1 {

@@ -98,7 +98,10 @@ class Gateway:
                         request_id)
 
     def raw_request(self, method, path, *, host=DEFAULT_HOST, token=None, headers=None, timeout=10):
-        """Sends `path` byte for byte (requests/urllib3 would normalise dot segments)."""
+        """Sends `path` byte for byte (requests/urllib3 would normalise dot segments).
+
+        headers: a dict, or a list of (name, value) pairs to send a header more than once.
+        """
         tag = uuid.uuid4().hex
         request_id = f"e2e-{tag}"
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -109,7 +112,7 @@ class Gateway:
             conn.putheader("x-request-id", request_id)
             if token is not None:
                 conn.putheader("Authorization", f"Bearer {token}")
-            for k, v in (headers or {}).items():
+            for k, v in (headers.items() if isinstance(headers, dict) else headers or ()):
                 conn.putheader(k, v)
             conn.endheaders()
             t0 = time.monotonic()
