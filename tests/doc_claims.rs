@@ -28,10 +28,7 @@ fn set_headers(d: &Decision) -> Vec<(String, String)> {
 }
 
 fn v2_on(host: &str, rules: Value) -> Value {
-    json!({"apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
-           "metadata": {"name": "two", "namespace": "default"},
-           "spec": {"hosts": [host], "service": {"name": "httpbin", "port": 8000},
-                    "gateway": "kyma-system/kyma-gateway", "rules": rules}})
+    v2_apirule("two", host, rules)
 }
 
 fn v2_status(rules: Value, req: &Request) -> u16 {

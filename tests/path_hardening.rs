@@ -28,15 +28,13 @@ fn config(extra: Value) -> Config {
             rule("/admin.*", &["GET", "POST"], "jwt", Some(jwt_config(json!({}))))
         ]),
     );
-    let v2 = json!({
-        "apiVersion": "gateway.kyma-project.io/v2",
-        "kind": "APIRule",
-        "metadata": {"name": "v2", "namespace": "default"},
-        "spec": {"hosts": [V2], "service": {"name": "httpbin", "port": 8000}, "gateway": "kyma-system/kyma-gateway",
-                 "rules": [{"path": "/public/{**}", "methods": ["GET"], "noAuth": true},
-                           {"path": "/admin/{**}", "methods": ["GET", "POST"],
-                            "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]}
-    });
+    let v2 = v2_apirule(
+        "v2",
+        V2,
+        json!([{"path": "/public/{**}", "methods": ["GET"], "noAuth": true},
+               {"path": "/admin/{**}", "methods": ["GET", "POST"],
+                "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]),
+    );
     let mut plugin = json!({"apiRules": [v1, v2]});
     for (k, v) in extra.as_object().into_iter().flatten() {
         plugin[k] = v.clone();

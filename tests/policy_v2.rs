@@ -13,13 +13,7 @@ fn v2(rules: Value) -> Value {
 }
 
 fn v2_on(host: &str, rules: Value) -> Value {
-    json!({
-        "apiVersion": "gateway.kyma-project.io/v2",
-        "kind": "APIRule",
-        "metadata": {"name": "httpbin", "namespace": "default"},
-        "spec": {"hosts": [host], "service": {"name": "httpbin", "port": 8000},
-                 "gateway": "kyma-system/kyma-gateway", "rules": rules}
-    })
+    v2_apirule("httpbin", host, rules)
 }
 
 fn no_auth(path: &str, methods: &[&str]) -> Value {

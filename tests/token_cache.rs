@@ -45,14 +45,8 @@ fn answer(
 
 /// A v2 APIRule on `v2.example.com` whose `/a` takes tokens of ISSUER, keys from JWKS_URL.
 fn v2_jwt_apirule() -> Value {
-    json!({
-        "apiVersion": "gateway.kyma-project.io/v2", "kind": "APIRule",
-        "metadata": {"name": "v2", "namespace": "default"},
-        "spec": {"hosts": ["v2.example.com"], "service": {"name": "httpbin", "port": 8000},
-                 "gateway": "kyma-system/kyma-gateway",
-                 "rules": [{"path": "/a", "methods": ["GET"],
-                            "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]}
-    })
+    let jwt = json!({"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]});
+    v2_apirule("v2", "v2.example.com", json!([{"path": "/a", "methods": ["GET"], "jwt": jwt}]))
 }
 
 fn refetch(cache: &mut KeyCache, url: &str, jwks: Value, at_ms: u64) {

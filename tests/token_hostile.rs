@@ -19,15 +19,8 @@ fn v1_rules(extra: Value) -> Value {
 
 /// A v2 APIRule: `GET /{**}` with one jwt authentication (our issuer and JWKS URL).
 fn v2_rules() -> Value {
-    json!({
-        "apiVersion": "gateway.kyma-project.io/v2",
-        "kind": "APIRule",
-        "metadata": {"name": "v2", "namespace": "default"},
-        "spec": {"hosts": [HOST], "service": {"name": "httpbin", "port": 8000},
-                 "gateway": "kyma-system/kyma-gateway",
-                 "rules": [{"path": "/{**}", "methods": ["GET"],
-                            "jwt": {"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]}}]}
-    })
+    let jwt = json!({"authentications": [{"issuer": ISSUER, "jwksUri": JWKS_URL}]});
+    v2_apirule("v2", HOST, json!([{"path": "/{**}", "methods": ["GET"], "jwt": jwt}]))
 }
 
 /// The status a v1 rule with `extra` gives `GET /x` with `token`, the IdP serving `jwks`.

@@ -49,14 +49,7 @@ fn v2(authentication: Value) -> Value {
     for (k, v) in authentication.as_object().unwrap() {
         a[k] = v.clone();
     }
-    json!({
-        "apiVersion": "gateway.kyma-project.io/v2",
-        "kind": "APIRule",
-        "metadata": {"name": "httpbin", "namespace": "default"},
-        "spec": {"hosts": [HOST], "service": {"name": "httpbin", "port": 8000},
-                 "gateway": "kyma-system/kyma-gateway",
-                 "rules": [{"path": "/api", "methods": ["GET"], "jwt": {"authentications": [a]}}]}
-    })
+    v2_apirule("httpbin", HOST, json!([{"path": "/api", "methods": ["GET"], "jwt": {"authentications": [a]}}]))
 }
 
 fn decide(apirule: Value, req: &Request) -> Decision {

@@ -169,6 +169,17 @@ pub fn apirule(name: &str, host: &str, rules: Value) -> Value {
     })
 }
 
+/// A v2 APIRule for `host` with these rules (the same service and gateway as `apirule`).
+pub fn v2_apirule(name: &str, host: &str, rules: Value) -> Value {
+    json!({
+        "apiVersion": "gateway.kyma-project.io/v2",
+        "kind": "APIRule",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"hosts": [host], "service": {"name": "httpbin", "port": 8000},
+                 "gateway": "kyma-system/kyma-gateway", "rules": rules}
+    })
+}
+
 /// A rule with one access strategy.
 pub fn rule(path: &str, methods: &[&str], handler: &str, config: Option<Value>) -> Value {
     let mut strategy = json!({"handler": handler});
